@@ -1,0 +1,131 @@
+"""ModelConfig: every architectural choice of :class:`TransformerLM` in one typed record."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from reference_impl.utils.config import ConfigError, from_dict, load_yaml
+
+FFNKind = Literal["gelu", "swiglu", "geglu"]
+NormKind = Literal["layernorm", "rmsnorm"]
+PosKind = Literal["learned", "sinusoidal", "rope", "none"]
+AttnImpl = Literal["manual", "sdpa"]
+GeluApprox = Literal["none", "tanh"]
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of a decoder-only transformer language model.
+
+    Attributes:
+        vocab_size: number of token ids.
+        context_length: longest sequence the model accepts (size of learned positions).
+        d_model: width of the residual stream.
+        n_heads: query heads per attention layer.
+        n_layers: number of transformer blocks.
+        n_kv_heads: key/value heads; ``None`` means ``n_heads`` (MHA), 1 is MQA,
+            anything in between that divides ``n_heads`` is GQA.
+        head_dim: width of one head; ``None`` means ``d_model // n_heads``.
+        d_ff: hidden width of the feed-forward network; ``None`` means ``4 * d_model``
+            for ``gelu`` and ``round(8/3 * d_model)`` up to a multiple of 64 for gated FFNs
+            (same parameter count as the 4x GELU MLP).
+        ffn_kind: ``gelu`` MLP, or the gated ``swiglu`` / ``geglu``.
+        gelu_approximate: ``tanh`` is GPT-2's "gelu_new"; used by ``gelu`` and ``geglu``.
+        norm_kind: ``layernorm`` (GPT-2) or ``rmsnorm`` (Llama, Gemma).
+        norm_eps: epsilon inside the norms.
+        pos_kind: ``learned`` / ``sinusoidal`` absolute positions added to the token
+            embeddings, ``rope`` rotations inside attention, or ``none``.
+        rope_theta: RoPE base frequency.
+        dropout: dropout on embeddings, attention weights and residual branches.
+        bias: biases in every linear layer and LayerNorm.
+        tie_weights: the output projection shares the token-embedding matrix.
+        attn_impl: ``manual`` (the from-scratch attention, readable) or ``sdpa``
+            (``torch.nn.functional.scaled_dot_product_attention``, fused kernels).
+        init_std: standard deviation of the normal initialisation.
+    """
+
+    vocab_size: int
+    context_length: int
+    d_model: int
+    n_heads: int
+    n_layers: int
+    n_kv_heads: int | None = None
+    head_dim: int | None = None
+    d_ff: int | None = None
+    ffn_kind: FFNKind = "gelu"
+    gelu_approximate: GeluApprox = "none"
+    norm_kind: NormKind = "layernorm"
+    norm_eps: float = 1e-5
+    pos_kind: PosKind = "learned"
+    rope_theta: float = 10000.0
+    dropout: float = 0.0
+    bias: bool = True
+    tie_weights: bool = True
+    attn_impl: AttnImpl = "manual"
+    init_std: float = 0.02
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "context_length", "d_model", "n_heads", "n_layers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("n_kv_heads", "head_dim", "d_ff"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name}: must be >= 1 (or null), got {value}")
+        if self.head_dim is None and self.d_model % self.n_heads:
+            raise ConfigError(
+                f"n_heads: d_model={self.d_model} is not divisible by n_heads={self.n_heads}"
+            )
+        if self.n_heads % self.kv_heads:
+            raise ConfigError(
+                f"n_kv_heads: n_heads={self.n_heads} is not divisible by n_kv_heads={self.kv_heads}"
+            )
+        if self.pos_kind in ("rope", "sinusoidal") and self.head_size % 2:
+            raise ConfigError(f"head_dim: RoPE needs an even head width, got {self.head_size}")
+        if self.pos_kind == "sinusoidal" and self.d_model % 2:
+            raise ConfigError(
+                f"d_model: sinusoidal positions need an even width, got {self.d_model}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout: must be in [0, 1), got {self.dropout}")
+        if self.norm_eps <= 0 or self.init_std <= 0 or self.rope_theta <= 0:
+            raise ConfigError("norm_eps, init_std, rope_theta: must be > 0")
+
+    @property
+    def kv_heads(self) -> int:
+        """Number of key/value heads actually used."""
+        return self.n_heads if self.n_kv_heads is None else self.n_kv_heads
+
+    @property
+    def head_size(self) -> int:
+        """Width of one attention head."""
+        return self.d_model // self.n_heads if self.head_dim is None else self.head_dim
+
+    @property
+    def ffn_hidden(self) -> int:
+        """Hidden width of the feed-forward network."""
+        if self.d_ff is not None:
+            return self.d_ff
+        if self.ffn_kind == "gelu":
+            return 4 * self.d_model
+        return 64 * math.ceil(8 * self.d_model / 3 / 64)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (for YAML and checkpoints); ``ModelConfig.from_dict`` inverts it."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], section: str = "model") -> ModelConfig:
+        """Validated construction from a mapping; errors name ``section.key``."""
+        return from_dict(cls, data, section)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ModelConfig:
+        """Read the ``model:`` section of a YAML config file."""
+        data = load_yaml(path)
+        if "model" not in data:
+            raise ConfigError(f"{path}: no 'model:' section")
+        return cls.from_dict(data["model"])

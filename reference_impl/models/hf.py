@@ -1,0 +1,157 @@
+"""Load Hugging Face GPT-2 and Llama weights into :class:`TransformerLM`.
+
+Works on any model object with ``.config`` and ``.state_dict()`` in the layout of
+``transformers``' ``GPT2LMHeadModel`` / ``LlamaForCausalLM``; ``transformers`` itself is
+not imported here. To load a real checkpoint from local files::
+
+    from transformers import GPT2LMHeadModel
+    model = from_hf_gpt2(GPT2LMHeadModel.from_pretrained("/path/to/gpt2"))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from reference_impl.models.config import ModelConfig
+from reference_impl.models.model import TransformerLM
+
+
+class UnsupportedHFModel(ValueError):
+    """The Hugging Face model uses an option that TransformerLM does not implement."""
+
+
+def _require(condition: bool, what: str) -> None:
+    if not condition:
+        raise UnsupportedHFModel(f"cannot convert: {what}")
+
+
+def _load(config: ModelConfig, state: dict[str, Tensor], dtype: torch.dtype) -> TransformerLM:
+    model = TransformerLM(config)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = {"lm_head.weight"} if config.tie_weights else set()
+    if set(missing) - tied or unexpected:
+        raise UnsupportedHFModel(f"weights do not fit: missing {missing}, unexpected {unexpected}")
+    return model.to(dtype).eval()
+
+
+def from_hf_gpt2(hf_model: Any) -> TransformerLM:
+    """A TransformerLM (eval mode) with the weights of a Hugging Face ``GPT2LMHeadModel``.
+
+    GPT-2 stores linear weights as (in, out) ``Conv1D``s and fuses q, k, v into
+    ``c_attn``; both are undone here.
+    """
+    c = hf_model.config
+    _require(
+        c.activation_function in ("gelu_new", "gelu_pytorch_tanh", "gelu"),
+        f"activation {c.activation_function}",
+    )
+    _require(c.scale_attn_weights, "scale_attn_weights=False")
+    _require(not c.scale_attn_by_inverse_layer_idx, "scale_attn_by_inverse_layer_idx=True")
+    config = ModelConfig(
+        vocab_size=c.vocab_size,
+        context_length=c.n_positions,
+        d_model=c.n_embd,
+        n_heads=c.n_head,
+        n_layers=c.n_layer,
+        d_ff=c.n_inner or 4 * c.n_embd,
+        ffn_kind="gelu",
+        gelu_approximate="none" if c.activation_function == "gelu" else "tanh",
+        norm_kind="layernorm",
+        norm_eps=c.layer_norm_epsilon,
+        pos_kind="learned",
+        bias=True,
+        tie_weights=c.tie_word_embeddings,
+    )
+    sd = hf_model.state_dict()
+    d = c.n_embd
+    state = {
+        "tok_emb.weight": sd["transformer.wte.weight"],
+        "pos_emb.weight": sd["transformer.wpe.weight"],
+        "norm_f.weight": sd["transformer.ln_f.weight"],
+        "norm_f.bias": sd["transformer.ln_f.bias"],
+    }
+    if not c.tie_word_embeddings:
+        state["lm_head.weight"] = sd["lm_head.weight"]
+    for i in range(c.n_layer):
+        src, dst = f"transformer.h.{i}.", f"blocks.{i}."
+        qkv_w = sd[src + "attn.c_attn.weight"].t()  # (3d, d)
+        qkv_b = sd[src + "attn.c_attn.bias"]
+        for j, name in enumerate(("q_proj", "k_proj", "v_proj")):
+            state[dst + f"attn.{name}.weight"] = qkv_w[j * d : (j + 1) * d]
+            state[dst + f"attn.{name}.bias"] = qkv_b[j * d : (j + 1) * d]
+        for ours, theirs in (
+            ("attn.o_proj", "attn.c_proj"),
+            ("ffn.up_proj", "mlp.c_fc"),
+            ("ffn.down_proj", "mlp.c_proj"),
+        ):
+            state[dst + ours + ".weight"] = sd[src + theirs + ".weight"].t()
+            state[dst + ours + ".bias"] = sd[src + theirs + ".bias"]
+        for ours, theirs in (("attn_norm", "ln_1"), ("ffn_norm", "ln_2")):
+            state[dst + ours + ".weight"] = sd[src + theirs + ".weight"]
+            state[dst + ours + ".bias"] = sd[src + theirs + ".bias"]
+    return _load(config, state, sd["transformer.wte.weight"].dtype)
+
+
+def _rope_theta(c: Any) -> float:
+    # transformers >= 5 keeps theta and scaling in ``rope_parameters``; 4.x in two fields.
+    params = getattr(c, "rope_parameters", None) or getattr(c, "rope_scaling", None) or {}
+    rope_type = params.get("rope_type", params.get("type", "default"))
+    _require(rope_type == "default", f"RoPE scaling of type {rope_type!r}")
+    return float(params.get("rope_theta", getattr(c, "rope_theta", 10000.0)))
+
+
+def from_hf_llama(hf_model: Any) -> TransformerLM:
+    """A TransformerLM (eval mode) with the weights of a Hugging Face ``LlamaForCausalLM``.
+
+    Grouped-query heads, an explicit ``head_dim`` and tied or untied embeddings are kept.
+    """
+    c = hf_model.config
+    _require(c.hidden_act == "silu", f"activation {c.hidden_act}")
+    _require(
+        c.attention_bias == c.mlp_bias,
+        "attention_bias != mlp_bias (TransformerLM has one bias switch)",
+    )
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    config = ModelConfig(
+        vocab_size=c.vocab_size,
+        context_length=c.max_position_embeddings,
+        d_model=c.hidden_size,
+        n_heads=c.num_attention_heads,
+        n_kv_heads=c.num_key_value_heads,
+        head_dim=head_dim,
+        n_layers=c.num_hidden_layers,
+        d_ff=c.intermediate_size,
+        ffn_kind="swiglu",
+        norm_kind="rmsnorm",
+        norm_eps=c.rms_norm_eps,
+        pos_kind="rope",
+        rope_theta=_rope_theta(c),
+        bias=c.attention_bias,
+        tie_weights=c.tie_word_embeddings,
+    )
+    sd = hf_model.state_dict()
+    state = {
+        "tok_emb.weight": sd["model.embed_tokens.weight"],
+        "norm_f.weight": sd["model.norm.weight"],
+    }
+    if not c.tie_word_embeddings:
+        state["lm_head.weight"] = sd["lm_head.weight"]
+    renames = {
+        "self_attn.": "attn.",
+        "mlp.": "ffn.",
+        "input_layernorm.": "attn_norm.",
+        "post_attention_layernorm.": "ffn_norm.",
+    }
+    for i in range(c.num_hidden_layers):
+        prefix = f"model.layers.{i}."
+        for key, value in sd.items():
+            if not key.startswith(prefix):
+                continue
+            rest = key[len(prefix) :]
+            for theirs, ours in renames.items():
+                if rest.startswith(theirs):
+                    state[f"blocks.{i}.{ours}{rest[len(theirs) :]}"] = value
+    return _load(config, state, sd["model.embed_tokens.weight"].dtype)

@@ -1,0 +1,135 @@
+"""TransformerLM: a decoder-only language model assembled from a :class:`ModelConfig`."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from reference_impl.models.block import TransformerBlock, build_norm
+from reference_impl.models.config import ModelConfig
+from reference_impl.models.positions import RotaryEmbedding, sinusoidal_positions
+
+
+class TransformerLM(nn.Module):
+    """Token ids (B, T) -> next-token logits (B, T, vocab_size).
+
+    Submodules: ``tok_emb``; ``pos_emb`` (learned positions only); ``blocks``;
+    ``norm_f``; ``lm_head`` (its weight *is* ``tok_emb.weight`` when ``tie_weights``).
+
+    Initialisation (GPT-2's): every linear and embedding weight ~ N(0, init_std), biases
+    zero, norm weights one; the projections that write into the residual stream
+    (``o_proj``, ``down_proj``) get std ``init_std / sqrt(2 * n_layers)`` so that the
+    stream's variance does not grow with depth.
+    """
+
+    pos_table: Tensor | None
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
+        self.pos_emb = (
+            nn.Embedding(config.context_length, config.d_model)
+            if config.pos_kind == "learned"
+            else None
+        )
+        table = None
+        if config.pos_kind == "sinusoidal":
+            table = sinusoidal_positions(config.context_length, config.d_model)
+        self.register_buffer("pos_table", table, persistent=False)
+        rope = None
+        if config.pos_kind == "rope":
+            rope = RotaryEmbedding(config.head_size, config.context_length, config.rope_theta)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(TransformerBlock(config, rope) for _ in range(config.n_layers))
+        self.norm_f = build_norm(config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        if config.tie_weights:
+            self.lm_head.weight = self.tok_emb.weight
+        self.apply(self._init_weights)
+        resid_std = config.init_std / math.sqrt(2 * config.n_layers)
+        for name, p in self.named_parameters():
+            if name.endswith(("o_proj.weight", "down_proj.weight")):
+                nn.init.normal_(p, mean=0.0, std=resid_std)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=self.config.init_std)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_parameters(self, exclude_embeddings: bool = False) -> int:
+        """Number of distinct parameters (a tied matrix counts once).
+
+        With ``exclude_embeddings``, the token and position embedding tables are left out
+        (the tied output matrix then counts as neither).
+        """
+        n = sum(p.numel() for p in self.parameters())
+        if exclude_embeddings:
+            n -= self.tok_emb.weight.numel()
+            if self.pos_emb is not None:
+                n -= self.pos_emb.weight.numel()
+        return n
+
+    def forward(self, idx: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+        """idx (B, T) int64 -> logits (B, T, vocab_size); position t sees tokens <= t only.
+
+        ``attn_mask`` (broadcastable to (B, n_heads, T, T)) restricts attention further.
+        """
+        if idx.dim() != 2:
+            raise ValueError(f"idx must be (batch, time) token ids, got shape {tuple(idx.shape)}")
+        t = idx.size(1)
+        if t > self.config.context_length:
+            raise ValueError(
+                f"sequence length {t} exceeds context_length={self.config.context_length}"
+            )
+        x = self.tok_emb(idx)  # (B, T, d_model)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(torch.arange(t, device=idx.device))
+        elif self.pos_table is not None:
+            x = x + self.pos_table[:t].to(x.dtype)
+        x = self.drop(x)
+        for block in self.blocks:
+            x = block(x, attn_mask)
+        return self.lm_head(self.norm_f(x))
+
+    def loss(self, idx: Tensor, targets: Tensor, ignore_index: int = -100) -> Tensor:
+        """Mean next-token cross-entropy of logits(idx) (B, T, V) against targets (B, T)."""
+        logits = self(idx)
+        return F.cross_entropy(
+            logits.flatten(0, 1).float(), targets.flatten(), ignore_index=ignore_index
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Extend idx (B, T) by ``max_new_tokens`` sampled tokens -> (B, T + max_new_tokens).
+
+        Recomputes the whole (cropped) context at every step; ``temperature=0`` is greedy,
+        ``top_k`` keeps only the k most likely tokens before sampling.
+        """
+        was_training = self.training
+        self.eval()
+        for _ in range(max_new_tokens):
+            logits = self(idx[:, -self.config.context_length :])[:, -1, :]  # (B, V)
+            if temperature == 0.0:
+                next_id = logits.argmax(dim=-1, keepdim=True)
+            else:
+                logits = logits / temperature
+                if top_k is not None:
+                    kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
+                    logits = logits.masked_fill(logits < kth, -math.inf)
+                probs = torch.softmax(logits.float(), dim=-1)
+                next_id = torch.multinomial(probs, 1, generator=generator)
+            idx = torch.cat((idx, next_id), dim=1)
+        self.train(was_training)
+        return idx

@@ -1,0 +1,1 @@
+"""Shared utilities: typed configuration loading."""

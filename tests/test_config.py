@@ -1,0 +1,93 @@
+"""Config loading: every shipped config is valid; every mistake names its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from reference_impl.models import ModelConfig, TransformerLM
+from reference_impl.training import load_experiment
+from reference_impl.utils.config import ConfigError
+
+from .conftest import REPO
+
+CONFIGS = sorted((REPO / "configs").glob("*_model.yaml"))
+
+
+def test_three_configs_ship() -> None:
+    assert [p.name for p in CONFIGS] == [
+        "large_model.yaml",
+        "medium_model.yaml",
+        "small_model.yaml",
+    ]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_configs_load_and_build(path: Path) -> None:
+    exp = load_experiment(path)
+    with torch.device("meta"):  # no memory: only the shapes are built
+        model = TransformerLM(exp.model)
+    assert model.num_parameters() > 0
+    assert ModelConfig.from_dict(exp.model.to_dict()) == exp.model
+
+
+def test_parameter_counts_grow_small_to_large() -> None:
+    counts = []
+    for name in ("small", "medium", "large"):
+        with torch.device("meta"):
+            counts.append(TransformerLM(load_experiment(REPO / f"configs/{name}_model.yaml").model))
+    n = [m.num_parameters() for m in counts]
+    assert n[0] < 2_000_000 < n[1] < 50_000_000 < n[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+BASE = "model: {vocab_size: 256, context_length: 16, d_model: 32, n_heads: 4, n_layers: 1"
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        (BASE + ", n_head: 4}", r"model\.n_head: unknown key \(did you mean 'n_heads'\?\)"),
+        (BASE + ", dropout: high}", r"model\.dropout: expected float, got str \('high'\)"),
+        (BASE + ", bias: 1}", r"model\.bias: expected bool, got int"),
+        (BASE.replace("n_layers: 1", "n_layers: 1.5") + "}", r"model\.n_layers: expected int"),
+        (BASE + ", ffn_kind: relu}", r"model\.ffn_kind: expected 'gelu' \| 'swiglu' \| 'geglu'"),
+        (BASE.replace("d_model: 32", "d_model: 30") + "}", r"model\.n_heads: d_model=30 is not"),
+        (BASE + ", n_kv_heads: 3}", r"model\.n_kv_heads: n_heads=4 is not divisible"),
+        (BASE + ", dropout: 1.5}", r"model\.dropout: must be in \[0, 1\)"),
+        (BASE.replace("n_heads: 4", "n_heads: 0") + "}", r"model\.n_heads: must be >= 1"),
+        ("model: {vocab_size: 256}", r"model: missing required key\(s\): context_length"),
+        (BASE + "}\ntrain: {lr: fast}", r"train\.lr: expected float"),
+        (BASE + "}\ntrain: {max_step: 3}", r"train\.max_step: unknown key"),
+        (BASE + "}\ntrian: {}", r"trian: unknown section"),
+        (BASE + "}\ndata: {dataset: wikipedia}", r"data\.dataset: expected 'stories'"),
+        (BASE.replace("256", "100") + "}", r"model\.vocab_size: the byte tokenizer needs"),
+        ("model: [1, 2]", r"model: expected a mapping"),
+        ("model: {a: [}", r"not valid YAML"),
+    ],
+)
+def test_bad_configs_name_the_key(tmp_path: Path, yaml_text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_experiment(write(tmp_path, yaml_text))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_experiment(tmp_path / "nope.yaml")
+
+
+def test_yaml_exponent_floats_are_floats(tmp_path: Path) -> None:
+    exp = load_experiment(write(tmp_path, BASE + "}\ntrain: {lr: 3e-4, min_lr: 1e-5}"))
+    assert exp.train.lr == 3e-4 and exp.train.min_lr == 1e-5
+
+
+def test_int_accepted_for_float(tmp_path: Path) -> None:
+    exp = load_experiment(write(tmp_path, BASE + ", rope_theta: 500000}"))
+    assert exp.model.rope_theta == 500000.0 and isinstance(exp.model.rope_theta, float)
