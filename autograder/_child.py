@@ -1,0 +1,216 @@
+"""The child process that runs a student's code for the graders (see ``sandbox.py``).
+
+Run as ``python -I autograder/_child.py`` with a job (JSON) on stdin. It imports only the
+standard library, torch and numpy: never ``autograder`` or ``reference_impl``. It executes
+the job's steps in order (a student cell, or a grader call on the student's objects) and
+writes one JSON line per event to the file descriptor that was stdout, after pointing
+fd 1 and 2 at a capture file so that nothing the student prints can mix with them.
+
+Only plain data leaves this process: tensors as (dtype, shape, base64 bytes), numbers,
+strings. The comparison happens in the parent, where no student code ever ran; so a
+patched ``torch.allclose`` or a lying ``Tensor`` subclass here can only send bytes, and
+bytes pass only if they are the right answer.
+
+An audit hook, installed before the student's code runs, refuses imports of the course's
+reference and graders (and of ctypes, subprocess, socket), file access outside the
+working folder and the Python installation, and starting processes. Each refusal is
+reported at once as a violation line, so it cannot be taken back later.
+"""
+
+import base64
+import json
+import os
+import sys
+import traceback
+from typing import Any
+
+import numpy as np
+import torch
+
+BLOCKED_MODULES = {
+    "reference_impl", "autograder", "nbgrader", "ctypes", "_ctypes", "cffi",
+    "subprocess", "_posixsubprocess", "socket", "_socket", "multiprocessing",
+}  # fmt: skip
+BLOCKED_EVENTS = {
+    "os.system": "runs a shell command",
+    "os.exec": "replaces the process",
+    "os.posix_spawn": "starts a process",
+    "os.spawn": "starts a process",
+    "os.fork": "forks the process",
+    "os.forkpty": "forks the process",
+    "os.kill": "sends a signal",
+    "os.killpg": "sends a signal",
+    "builtins.input": "waits for keyboard input",
+    "socket.connect": "opens a network connection",
+    "pty.spawn": "starts a process",
+}
+DTYPES = {
+    "float64": torch.float64, "float32": torch.float32, "float16": torch.float16,
+    "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int32,
+    "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
+}  # fmt: skip
+MAX_TEXT = 2000
+
+_out: Any = None  # the saved stdout: the only channel to the parent
+_current: Any = None  # id of the step being run
+
+
+def emit(**record: Any) -> None:
+    _out.write(json.dumps(record) + "\n")
+    _out.flush()
+
+
+def install_audit_hook(workdir: str) -> None:
+    """Refuse (and report) what a graded exercise never needs to do."""
+    readable = tuple(
+        os.path.realpath(p) + os.sep
+        for p in {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(np.__file__)}
+    )
+    workdir = os.path.realpath(workdir) + os.sep
+    reported: set[str] = set()
+
+    def refuse(what: str) -> None:
+        if what not in reported:
+            reported.add(what)
+            emit(event="violation", what=what, step=_current)
+        raise PermissionError(f"not allowed while grading: {what}")
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event == "import":
+            top = str(args[0]).split(".")[0]
+            if top in BLOCKED_MODULES:
+                refuse(f"import {args[0]}")
+        elif event == "open":
+            path, mode = args[0], args[1]
+            if isinstance(path, int) or path is None:
+                return
+            real = os.path.realpath(os.fsdecode(path))
+            if (real + os.sep).startswith(workdir) or real in ("/dev/null", "/dev/urandom"):
+                return
+            writing = isinstance(mode, str) and any(c in mode for c in "wax+")
+            if writing or not real.startswith(readable):
+                refuse(f"open {real!r}")
+        elif event in BLOCKED_EVENTS:
+            refuse(f"{event} ({BLOCKED_EVENTS[event]})")
+
+    sys.addaudithook(hook)
+
+
+def decode(obj: Any) -> Any:
+    """JSON value from the parent -> Python value, tensors rebuilt from their bytes."""
+    if isinstance(obj, dict) and "__tensor__" in obj:
+        spec = obj["__tensor__"]
+        raw = bytearray(base64.b64decode(spec["data"]))
+        flat = (
+            torch.frombuffer(raw, dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
+        )
+        t = flat.view(DTYPES[spec["dtype"]]).reshape(spec["shape"]).clone()
+        return t.requires_grad_(True) if spec.get("requires_grad") else t
+    if isinstance(obj, list):
+        return [decode(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: decode(v) for k, v in obj.items()}
+    return obj
+
+
+def encode(value: Any, depth: int = 0) -> Any:
+    """Student's value -> plain JSON (tensors as bytes); anything else is described."""
+    if depth > 4:
+        return {"__unsupported__": "nested too deeply"}
+    if isinstance(value, torch.Tensor):
+        with torch._C.DisableTorchFunctionSubclass():
+            t = torch.Tensor.contiguous(torch.Tensor.cpu(torch.Tensor.detach(value)))
+            dtype = str(t.dtype).removeprefix("torch.")
+            if dtype not in DTYPES:
+                return {"__unsupported__": f"tensor of dtype {dtype}"}
+            data = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        return {"__tensor__": {"dtype": dtype, "shape": list(t.shape),
+                               "data": base64.b64encode(data).decode()}}  # fmt: skip
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return value[:MAX_TEXT]
+    if isinstance(value, (tuple, list)):
+        return [encode(v, depth + 1) for v in value[:64]]
+    return {"__unsupported__": f"a {type(value).__name__}"}
+
+
+def short_error(exc: BaseException) -> str:
+    lines = traceback.format_exception_only(type(exc), exc)
+    return "".join(lines).strip()[:MAX_TEXT]
+
+
+def run_cell(namespace: dict[str, Any], step: dict[str, Any]) -> None:
+    try:
+        code = compile(step["source"], f"<cell {step.get('cell', step['id'])}>", "exec")
+        exec(code, namespace)
+    except SystemExit:
+        emit(
+            event="violation",
+            what=f"sys.exit() in cell {step.get('cell', step['id'])}",
+            step=step["id"],
+        )
+        emit(event="step", id=step["id"], ok=False, error="SystemExit: the cell tried to exit")
+        return
+    except BaseException as exc:
+        emit(event="step", id=step["id"], ok=False, error=short_error(exc))
+        return
+    emit(event="step", id=step["id"], ok=True)
+
+
+def run_call(namespace: dict[str, Any], step: dict[str, Any]) -> None:
+    """Call the student's function or module; return its output and requested gradients."""
+    try:
+        target = namespace.get(step["name"])
+        if target is None:
+            raise NameError(f"name {step['name']!r} is not defined: did its cell run?")
+        args, kwargs = decode(step.get("args", [])), decode(step.get("kwargs", {}))
+        params: dict[str, Any] = {}
+        if step.get("module"):
+            init = step["module"]
+            target = target(*decode(init.get("args", [])), **decode(init.get("kwargs", {})))
+            if "state_dict" in init:
+                target.load_state_dict(decode(init["state_dict"]))
+            target.train(bool(init.get("train", False)))
+            params = dict(target.named_parameters())
+        out = target(*args, **kwargs)
+        result = {"output": encode(out)}
+        if "grad_output" in step:
+            grad_out = decode(step["grad_output"])
+            out_t = out[0] if isinstance(out, (tuple, list)) else out
+            if isinstance(out_t, torch.Tensor) and out_t.requires_grad:
+                torch.autograd.backward(out_t, grad_out)
+            result["arg_grads"] = [
+                encode(a.grad) if isinstance(a, torch.Tensor) else None for a in args
+            ]
+            result["param_grads"] = {n: encode(p.grad) for n, p in params.items()}
+        emit(event="step", id=step["id"], ok=True, result=result)
+    except SystemExit:
+        emit(event="violation", what=f"sys.exit() while calling {step['name']}", step=step["id"])
+        emit(event="step", id=step["id"], ok=False, error="SystemExit: the code tried to exit")
+    except BaseException as exc:
+        emit(event="step", id=step["id"], ok=False, error=short_error(exc))
+
+
+def main() -> None:
+    global _out, _current
+    job = json.loads(sys.stdin.read())
+    _out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    capture = os.open("student_output.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(capture, 1)
+    os.dup2(capture, 2)
+    os.close(capture)
+    torch.manual_seed(0)
+    torch.set_num_threads(job.get("threads", 1))
+    install_audit_hook(os.getcwd())
+    emit(event="ready")
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    for step in job["steps"]:
+        _current = step["id"]
+        emit(event="start", id=step["id"])
+        (run_cell if step["kind"] == "cell" else run_call)(namespace, step)
+    emit(event="done")
+
+
+if __name__ == "__main__":
+    main()

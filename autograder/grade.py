@@ -1,0 +1,168 @@
+"""Grade a notebook file: run its student cells in the sandbox, check each graded item.
+
+Which cells are the student's: nbgrader solution cells, plus code cells tagged
+``gw-setup`` (imports and constants the solutions need). Which cells are graded: nbgrader
+test cells whose hidden block calls ``grade("<topic>.<item>")``. A test cell owns the
+solution cells since the previous test cell; a violation in one of them (an import of the
+reference, a file read outside the folder, an exit) zeroes that test cell and flags it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from autograder.checks import call_step, verify
+from autograder.graders import ITEMS
+from autograder.sandbox import Limits, run_steps
+
+GRADE_CALL = re.compile(r"""\bgrade\(\s*["']([\w.]+)["']\s*\)""")
+SETUP_TAG = "gw-setup"
+
+
+@dataclass
+class CheckResult:
+    name: str
+    points: float
+    passed: bool
+    message: str
+
+
+@dataclass
+class CellReport:
+    """The trusted result of one graded test cell."""
+
+    grade_id: str
+    item: str
+    max_points: float
+    points: float = 0.0
+    checks: list[CheckResult] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class NotebookReport:
+    notebook: str
+    cells: list[CellReport] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def points(self) -> float:
+        return sum(c.points for c in self.cells)
+
+    @property
+    def max_points(self) -> float:
+        return sum(c.max_points for c in self.cells)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"points": self.points, "max_points": self.max_points}
+
+
+def _nbgrader(cell: Any) -> dict[str, Any]:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return meta if isinstance(meta, dict) else {}
+
+
+def graded_item(cell: Any) -> str | None:
+    """The item a test cell grades (from its hidden block), or None for other cells."""
+    meta = _nbgrader(cell)
+    if cell.get("cell_type") != "code" or not meta.get("grade") or meta.get("solution"):
+        return None
+    match = GRADE_CALL.search(cell.get("source", ""))
+    return match[1] if match else None
+
+
+def is_student_cell(cell: Any) -> bool:
+    if cell.get("cell_type") != "code":
+        return False
+    tags = cell.get("metadata", {}).get("tags", [])
+    return bool(_nbgrader(cell).get("solution")) or SETUP_TAG in tags
+
+
+def grade_notebook(path: str | Path, limits: Limits | None = None) -> NotebookReport:
+    """Grade every graded test cell of the notebook at ``path``; never raises for bad input."""
+    report = NotebookReport(notebook=str(path))
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+    except Exception as e:  # a corrupted or unreadable file is a report, not a crash
+        report.error = f"could not read the notebook: {type(e).__name__}: {e}"[:500]
+        return report
+    steps: list[dict[str, Any]] = []
+    owned: list[tuple[CellReport, set[str], list[tuple[str, Any]]]] = []
+    since_last: set[str] = set()
+    for index, cell in enumerate(nb.cells):
+        if is_student_cell(cell):
+            sid = f"cell:{index}"
+            steps.append({"id": sid, "kind": "cell", "source": cell.source, "cell": index})
+            since_last.add(sid)
+            continue
+        item_id = graded_item(cell)
+        if item_id is None:
+            continue
+        grade_id = str(_nbgrader(cell).get("grade_id", f"cell{index}"))
+        item = ITEMS.get(item_id)
+        cell_report = CellReport(grade_id, item_id, float(_nbgrader(cell).get("points", 0)))
+        report.cells.append(cell_report)
+        if item is None:
+            cell_report.error = f"unknown grader item {item_id!r} (an authoring error)"
+            continue
+        if cell_report.max_points <= 0:
+            cell_report.max_points = item.points
+        calls = []
+        for n, check in enumerate(item.checks):
+            case = check.build()
+            sid = f"check:{grade_id}:{n}"
+            steps.append(call_step(sid, item.function, case))
+            calls.append((sid, case))
+        owned.append((cell_report, since_last | {sid for sid, _ in calls}, calls))
+        since_last = set()
+    if not owned:
+        return report
+    run = run_steps(steps, limits)
+    for cell_report, step_ids, calls in owned:
+        for step_id, what in run.violations:
+            if step_id is None or step_id in step_ids:
+                cell_report.flags.append(f"integrity: {what}")
+        for sid in sorted(step_ids):
+            res = run.results.get(sid)
+            if sid.startswith("cell:") and res is not None and not res.ok:
+                where = f"cell {sid.removeprefix('cell:')}"
+                cell_report.error = f"your code in {where} failed: {res.error}"
+        item = ITEMS[cell_report.item]
+        for (sid, case), check in zip(calls, item.checks, strict=True):
+            res = run.results.get(sid)
+            if res is None or not res.ok:
+                message = (res.error if res else None) or "not run"
+            else:
+                message = verify(case, res.result) or ""
+            if message and check.hint:
+                message += f" (hint: {check.hint})"
+            passed = not message
+            cell_report.checks.append(CheckResult(check.name, check.points, passed, message))
+        if not cell_report.flags:  # partial credit, scaled to the cell's nbgrader points
+            earned = sum(c.points for c in cell_report.checks if c.passed)
+            cell_report.points = round(cell_report.max_points * earned / item.points, 4)
+    return report
+
+
+def format_report(report: NotebookReport) -> str:
+    """The itemized report a student reads: one line per check."""
+    lines = [f"{report.notebook}: {report.points:g} / {report.max_points:g} points"]
+    if report.error:
+        lines.append(f"  ERROR {report.error}")
+    for cell in report.cells:
+        lines.append(f"[{cell.grade_id}] {cell.item}: {cell.points:g} / {cell.max_points:g}")
+        if cell.error:
+            lines.append(f"  ERROR {cell.error}")
+        for flag in cell.flags:
+            lines.append(f"  FLAG  {flag} -> 0 points for this cell")
+        for check in cell.checks:
+            mark = "PASS" if check.passed else "FAIL"
+            detail = f": {check.message}" if check.message else ""
+            lines.append(f"  {mark}  {check.name} ({check.points:g} pt){detail}")
+    return "\n".join(lines)

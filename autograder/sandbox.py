@@ -1,0 +1,224 @@
+"""Run a student's cells and the graders' calls in a separate, resource-limited process.
+
+The parent (this module) never executes student code. It starts ``_child.py`` in a fresh
+interpreter (``python -I``: no user site, no PYTHONPATH, no script folder on sys.path) in
+an empty temporary folder, with a memory cap, a CPU-time cap and a per-step wall-clock
+timeout, and reads back plain data only. When a step kills the process (``os._exit``,
+a crash, the memory cap) or runs past its timeout, the step is recorded as failed and a
+new child replays the remaining steps without it, so one bad cell never stops the
+grading of the others.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import resource
+import select
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+CHILD = Path(__file__).with_name("_child.py")
+DIED = (
+    "the process died or ran past the time limit during this step "
+    "(an infinite loop, os._exit, a crash, or too much memory)"
+)
+DTYPES = {
+    "float64": torch.float64, "float32": torch.float32, "float16": torch.float16,
+    "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int32,
+    "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
+}  # fmt: skip
+
+
+@dataclass
+class Limits:
+    """Resource limits of one child process."""
+
+    step_timeout: float = 60.0  # seconds of wall clock per step (a cell or a call)
+    startup_timeout: float = 120.0  # seconds to start Python and import torch
+    memory_bytes: int = 4 << 30  # address-space cap (RLIMIT_AS)
+    cpu_seconds: int = 600  # CPU-time cap of the whole child (RLIMIT_CPU)
+    threads: int = 1
+
+
+@dataclass
+class StepResult:
+    """What became of one step: ``ok`` with an optional ``result``, or an ``error``."""
+
+    ok: bool
+    result: Any = None
+    error: str | None = None
+
+
+@dataclass
+class SandboxRun:
+    results: dict[str, StepResult] = field(default_factory=dict)
+    violations: list[tuple[str | None, str]] = field(default_factory=list)  # (step id, what)
+    restarts: int = 0
+
+
+def encode_tensor(t: torch.Tensor, requires_grad: bool = False) -> dict[str, Any]:
+    """A tensor as plain JSON for the child."""
+    t = t.detach().cpu().contiguous()
+    data = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+    spec = {
+        "dtype": str(t.dtype).removeprefix("torch."),
+        "shape": list(t.shape),
+        "data": base64.b64encode(data).decode(),
+        "requires_grad": requires_grad,
+    }
+    return {"__tensor__": spec}
+
+
+def decode_value(obj: Any) -> Any:
+    """Plain JSON from the child -> tensors (fresh, plain ``torch.Tensor``), lists, numbers.
+
+    Anything malformed becomes an :class:`Unsupported` describing it.
+    """
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            try:
+                spec = obj["__tensor__"]
+                dtype = DTYPES[spec["dtype"]]
+                shape = [int(s) for s in spec["shape"]]
+                raw = np.frombuffer(base64.b64decode(spec["data"]), dtype=np.uint8).copy()
+                flat = torch.from_numpy(raw).view(dtype)
+                return flat.reshape(shape).clone()
+            except (KeyError, ValueError, TypeError, RuntimeError) as e:
+                return Unsupported(f"a malformed tensor ({e})")
+        if "__unsupported__" in obj:
+            return Unsupported(str(obj["__unsupported__"]))
+        return {str(k): decode_value(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [decode_value(x) for x in obj]
+    return obj
+
+
+@dataclass
+class Unsupported:
+    """A value the child could not (or would not) send as plain data."""
+
+    what: str
+
+
+def _limit(limits: Limits) -> None:  # runs in the child between fork and exec
+    os.setsid()
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _child_env(workdir: str, threads: int) -> dict[str, str]:
+    env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8"}
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(threads)
+    return env
+
+
+def _run_once(
+    steps: list[dict[str, Any]], limits: Limits, run: SandboxRun, workdir: str
+) -> str | None:
+    """Run ``steps`` in one child; fill ``run``; return the id of a step that killed it."""
+    job = json.dumps({"steps": steps, "threads": limits.threads}).encode()
+    proc = subprocess.Popen(
+        [sys.executable, "-I", str(CHILD)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=workdir,
+        env=_child_env(workdir, limits.threads),
+        preexec_fn=lambda: _limit(limits),
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(job)
+    proc.stdin.close()
+    current: str | None = None
+    deadline = time.monotonic() + limits.startup_timeout
+    buffer = b""
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return current or "__startup__"
+            ready, _, _ = select.select([proc.stdout], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(proc.stdout.fileno(), 1 << 16)
+            if not chunk:  # the child is gone
+                return current or "__startup__"
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                event = msg.get("event") if isinstance(msg, dict) else None
+                if event == "start":
+                    current = str(msg.get("id"))
+                    deadline = time.monotonic() + limits.step_timeout
+                elif event == "step":
+                    sid = str(msg.get("id"))
+                    if sid not in run.results:  # the first word on a step is final
+                        res = msg.get("result")
+                        run.results[sid] = StepResult(
+                            ok=bool(msg.get("ok")),
+                            result=res if isinstance(res, dict) else None,
+                            error=str(msg["error"]) if msg.get("error") else None,
+                        )
+                    current = None
+                elif event == "violation":
+                    step = msg.get("step")
+                    entry = (str(step) if step is not None else None, str(msg.get("what"))[:500])
+                    if entry not in run.violations:
+                        run.violations.append(entry)
+                elif event == "done":
+                    return None
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+        proc.wait()
+
+
+def run_steps(steps: list[dict[str, Any]], limits: Limits | None = None) -> SandboxRun:
+    """Run cell and call steps (see ``_child.py``) in order in a sandboxed child.
+
+    A step that kills the child or times out gets an error result, and the steps after it
+    run again in a fresh child (without it); calls whose cells were skipped will fail with
+    a NameError of their own.
+    """
+    limits = limits or Limits()
+    run = SandboxRun()
+    skipped: set[str] = set()
+    with tempfile.TemporaryDirectory(prefix="gw-grade-") as workdir:
+        while True:
+            # Cells always rerun (later calls need their definitions); calls run once.
+            todo = [
+                s
+                for s in steps
+                if s["id"] not in skipped and (s["kind"] == "cell" or s["id"] not in run.results)
+            ]
+            if all(s["id"] in run.results for s in todo):
+                break
+            culprit = _run_once(todo, limits, run, workdir)
+            if culprit is None:
+                break
+            if culprit == "__startup__":
+                for step in todo:
+                    run.results.setdefault(
+                        step["id"], StepResult(False, error="the grading process did not start")
+                    )
+                break
+            run.results.setdefault(culprit, StepResult(False, error=DIED))
+            skipped.add(culprit)
+            run.restarts += 1
+    return run

@@ -1,0 +1,136 @@
+"""The trusted graders: full marks for correct answers, exact partial scores for wrong ones,
+and zero with a flag for submissions that cheat, exit, hang or hog memory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.grade import grade_notebook
+from autograder.graders import ITEMS
+from autograder.sandbox import Limits
+
+from .conftest import REPO
+from .fixtures.attention_submissions import SETUP, SUBMISSIONS
+
+LIMITS = Limits(step_timeout=8.0, memory_bytes=3 << 30)
+
+
+def nbgrader_meta(grade_id: str, *, solution: bool, grade: bool, points: float = 0) -> dict:
+    meta = {"grade_id": grade_id, "solution": solution, "grade": grade, "locked": not solution,
+            "schema_version": 3}  # fmt: skip
+    if grade:
+        meta["points"] = points
+    return {"nbgrader": meta}
+
+
+def build_notebook(path: Path, sdpa: str, causal: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Attention"),
+        nbformat.v4.new_code_cell(SETUP, metadata={"tags": ["gw-setup"]}),
+        nbformat.v4.new_code_cell(sdpa, metadata=nbgrader_meta("sdpa", solution=True, grade=False)),
+        nbformat.v4.new_code_cell(
+            "assert scaled_dot_product_attention is not None\n### BEGIN HIDDEN TESTS\n"
+            "from autograder import grade\ngrade('attention.scaled_dot_product_attention')\n"
+            "### END HIDDEN TESTS\n",
+            metadata=nbgrader_meta("sdpa_tests", solution=False, grade=True, points=6),
+        ),
+        nbformat.v4.new_code_cell(
+            causal, metadata=nbgrader_meta("causal", solution=True, grade=False)
+        ),
+        nbformat.v4.new_code_cell(
+            "### BEGIN HIDDEN TESTS\nfrom autograder import grade\ngrade('attention.causal_mask')\n"
+            "### END HIDDEN TESTS\n",
+            metadata=nbgrader_meta("causal_tests", solution=False, grade=True, points=2),
+        ),
+    ]
+    nbformat.write(nb, str(path))
+    return path
+
+
+def grade_submission(tmp_path: Path, name: str):
+    sdpa, causal = SUBMISSIONS[name]
+    sdpa = sdpa.replace("{repo}", str(REPO))
+    report = grade_notebook(build_notebook(tmp_path / f"{name}.ipynb", sdpa, causal), LIMITS)
+    return {c.grade_id: c for c in report.cells}
+
+
+def failed(cell) -> dict[str, str]:
+    return {c.name: c.message for c in cell.checks if not c.passed}
+
+
+# name -> (sdpa points, causal points, substring of a failure message or flag of the sdpa cell)
+EXPECTED = {
+    "correct": (6.0, 2.0, None),
+    "unanswered": (0.0, 0.0, "NotImplementedError"),
+    "no_scaling": (0.5, 2.0, "values differ"),  # only the saturated large-score case agrees
+    "softmax_wrong_axis": (0.0, 2.0, "values differ"),
+    "causal_leaks_next_token": (4.5, 2.0, "values differ"),
+    "no_gradient_flow": (5.0, 2.0, "none flowed back"),
+    "mask_ignored": (5.0, 2.0, "values differ"),
+    "patched_allclose": (0.5, 2.0, "values differ"),
+    "lying_tensor_subclass": (0.0, 2.0, "values differ"),
+    "imports_reference": (0.0, 2.0, "integrity: import reference_impl"),
+    "reads_reference_file": (0.0, 2.0, "integrity: open"),
+    "exits": (0.0, 2.0, "integrity: sys.exit()"),
+    "os_exit_in_second_cell": (6.0, 0.0, None),
+    "infinite_loop_in_second_cell": (6.0, 0.0, None),
+    "allocates_without_bound": (6.0, 0.0, None),
+    "mask_excludes_diagonal": (6.0, 0.0, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_submission_scores(tmp_path: Path, name: str) -> None:
+    cells = grade_submission(tmp_path, name)
+    sdpa_points, causal_points, message = EXPECTED[name]
+    sdpa, causal = cells["sdpa_tests"], cells["causal_tests"]
+    report = (
+        f"sdpa: {sdpa.points} {sdpa.flags} {failed(sdpa)}\ncausal: {causal.points} {failed(causal)}"
+    )
+    assert (sdpa.points, causal.points) == (sdpa_points, causal_points), report
+    if message:
+        messages = [*sdpa.flags, *failed(sdpa).values(), sdpa.error or ""]
+        assert any(message in m for m in messages), report
+
+
+def test_checks_are_worth_the_cell_points() -> None:
+    assert ITEMS["attention.scaled_dot_product_attention"].points == 6.0
+    assert ITEMS["attention.causal_mask"].points == 2.0
+    assert all(len(item.checks) >= 3 for item in ITEMS.values())
+
+
+def test_corrupted_notebook_is_a_report_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "broken.ipynb"
+    path.write_text('{"cells": [ this is not json')
+    report = grade_notebook(path, LIMITS)
+    assert report.points == 0 and report.error and "could not read" in report.error
+
+
+def test_cli_json_report(tmp_path: Path) -> None:
+    sdpa, causal = SUBMISSIONS["no_scaling"]
+    path = build_notebook(tmp_path / "nb.ipynb", sdpa, causal)
+    out = subprocess.run(
+        [sys.executable, "-m", "autograder", str(path), "--json"],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (report,) = json.loads(out.stdout)
+    assert report["points"] == 2.5 and report["max_points"] == 8.0
+    checks = report["cells"][0]["checks"]
+    assert len(checks) == len(ITEMS["attention.scaled_dot_product_attention"].checks)
+    assert {c["name"] for c in checks if not c["passed"]} >= {"scaling by 1/sqrt(d)"}
+
+
+def test_grading_is_deterministic(tmp_path: Path) -> None:
+    first = grade_submission(tmp_path, "causal_leaks_next_token")
+    second = grade_submission(tmp_path, "causal_leaks_next_token")
+    assert {k: (v.points, [c.passed for c in v.checks]) for k, v in first.items()} == {
+        k: (v.points, [c.passed for c in v.checks]) for k, v in second.items()
+    }
