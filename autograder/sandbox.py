@@ -32,6 +32,7 @@ DIED = (
     "the process died or ran past the time limit during this step "
     "(an infinite loop, os._exit, a crash, or too much memory)"
 )
+# The same table as in _child.py, which cannot import this package (tested equal).
 DTYPES = {
     "float64": torch.float64, "float32": torch.float32, "float16": torch.float16,
     "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int32,

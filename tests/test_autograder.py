@@ -134,3 +134,9 @@ def test_grading_is_deterministic(tmp_path: Path) -> None:
     assert {k: (v.points, [c.passed for c in v.checks]) for k, v in first.items()} == {
         k: (v.points, [c.passed for c in v.checks]) for k, v in second.items()
     }
+
+
+def test_child_and_parent_agree_on_dtypes() -> None:
+    from autograder import _child, sandbox
+
+    assert _child.DTYPES == sandbox.DTYPES
