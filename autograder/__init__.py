@@ -1,11 +1,21 @@
 """Hidden graders of the course (one module per topic) and the harness that runs them.
 
-``python -m autograder NOTEBOOK [--json]`` grades a notebook file. In a source notebook's
-hidden-test block, ``grade("<topic>.<item>")`` marks the cell as graded by that item; the
-grading itself runs outside the student's kernel (see ``autograder.grade``).
+``python -m autograder NOTEBOOK [--json]`` grades notebook files. In a source notebook's
+hidden-test block, ``grade("<topic>.<item>", obj)`` runs the item's checks on ``obj``
+and prints the itemized report. When nbgrader autogrades a submission, the course's
+preprocessor replaces that cell's output with the result of the trusted grader, which
+runs the student's code in a sandbox (``autograder.grade.grade_notebook``).
 """
 
+from typing import Any
 
-def grade(item: str) -> None:
-    """Marker of a graded test cell; the trusted grader reads it from the cell's source."""
-    print(f"Hidden checks of {item!r} run when the notebook is autograded.")
+
+def grade(item: str, obj: Any) -> float:
+    """Check ``obj`` against item ``item``; print the report; fail unless all checks pass."""
+    from autograder.grade import format_cell, grade_object
+
+    report = grade_object(item, obj)
+    print(format_cell(report))
+    if report.points < report.max_points:
+        raise AssertionError(f"{item}: {report.points:g} / {report.max_points:g} points")
+    return report.points

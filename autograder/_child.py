@@ -158,33 +158,37 @@ def run_cell(namespace: dict[str, Any], step: dict[str, Any]) -> None:
     emit(event="step", id=step["id"], ok=True)
 
 
+def evaluate(target: Any, step: dict[str, Any]) -> dict[str, Any]:
+    """Call ``target`` (a function, or a module class built and loaded as ``step`` says)
+    on the step's inputs; return its encoded output and the requested gradients."""
+    args, kwargs = decode(step.get("args", [])), decode(step.get("kwargs", {}))
+    params: dict[str, Any] = {}
+    if step.get("module"):
+        init = step["module"]
+        target = target(*decode(init.get("args", [])), **decode(init.get("kwargs", {})))
+        if "state_dict" in init:
+            target.load_state_dict(decode(init["state_dict"]))
+        target.train(False)
+        params = dict(target.named_parameters())
+    out = target(*args, **kwargs)
+    result: dict[str, Any] = {"output": encode(out)}
+    if "grad_output" in step:
+        out_t = out[0] if isinstance(out, (tuple, list)) else out
+        if isinstance(out_t, torch.Tensor) and out_t.requires_grad:
+            torch.autograd.backward(out_t, decode(step["grad_output"]))
+        result["arg_grads"] = [
+            encode(a.grad) if isinstance(a, torch.Tensor) else None for a in args
+        ]
+        result["param_grads"] = {n: encode(p.grad) for n, p in params.items()}
+    return result
+
+
 def run_call(namespace: dict[str, Any], step: dict[str, Any]) -> None:
-    """Call the student's function or module; return its output and requested gradients."""
     try:
         target = namespace.get(step["name"])
         if target is None:
             raise NameError(f"name {step['name']!r} is not defined: did its cell run?")
-        args, kwargs = decode(step.get("args", [])), decode(step.get("kwargs", {}))
-        params: dict[str, Any] = {}
-        if step.get("module"):
-            init = step["module"]
-            target = target(*decode(init.get("args", [])), **decode(init.get("kwargs", {})))
-            if "state_dict" in init:
-                target.load_state_dict(decode(init["state_dict"]))
-            target.train(bool(init.get("train", False)))
-            params = dict(target.named_parameters())
-        out = target(*args, **kwargs)
-        result = {"output": encode(out)}
-        if "grad_output" in step:
-            grad_out = decode(step["grad_output"])
-            out_t = out[0] if isinstance(out, (tuple, list)) else out
-            if isinstance(out_t, torch.Tensor) and out_t.requires_grad:
-                torch.autograd.backward(out_t, grad_out)
-            result["arg_grads"] = [
-                encode(a.grad) if isinstance(a, torch.Tensor) else None for a in args
-            ]
-            result["param_grads"] = {n: encode(p.grad) for n, p in params.items()}
-        emit(event="step", id=step["id"], ok=True, result=result)
+        emit(event="step", id=step["id"], ok=True, result=evaluate(target, step))
     except SystemExit:
         emit(event="violation", what=f"sys.exit() while calling {step['name']}", step=step["id"])
         emit(event="step", id=step["id"], ok=False, error="SystemExit: the code tried to exit")
@@ -203,7 +207,6 @@ def main() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(job.get("threads", 1))
     install_audit_hook(os.getcwd())
-    emit(event="ready")
     namespace: dict[str, Any] = {"__name__": "__main__"}
     for step in job["steps"]:
         _current = step["id"]

@@ -13,10 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from autograder.sandbox import Unsupported, decode_value, encode_tensor
+from coursekit.testing import describe_difference
+
+
+@dataclass
+class ModuleInit:
+    """How to build the student's module: constructor arguments and the reference's weights."""
+
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    state_dict: dict[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -26,9 +35,11 @@ class Case:
     args: list[Any]
     expected: Tensor
     kwargs: dict[str, Any] = field(default_factory=dict)
+    module: ModuleInit | None = None  # set when the graded object is a module class
     grad_args: tuple[int, ...] = ()  # indices of args whose gradients are compared
     grad_output: Tensor | None = None
     expected_grads: list[Tensor] = field(default_factory=list)
+    expected_param_grads: dict[str, Tensor] = field(default_factory=dict)
     atol: float = 1e-6
     rtol: float = 1e-5
     extra: Callable[[Tensor], str | None] | None = None  # a further test of the output
@@ -44,9 +55,13 @@ class Check:
     hint: str = ""  # what to look at when it fails
 
 
-def _encode_arg(value: Any, requires_grad: bool) -> Any:
+def _encode(value: Any, requires_grad: bool = False) -> Any:
     if isinstance(value, Tensor):
         return encode_tensor(value, requires_grad)
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
     return value
 
 
@@ -56,9 +71,15 @@ def call_step(step_id: str, function: str, case: Case) -> dict[str, Any]:
         "id": step_id,
         "kind": "call",
         "name": function,
-        "args": [_encode_arg(a, i in case.grad_args) for i, a in enumerate(case.args)],
-        "kwargs": {k: _encode_arg(v, False) for k, v in case.kwargs.items()},
+        "args": [_encode(a, i in case.grad_args) for i, a in enumerate(case.args)],
+        "kwargs": _encode(case.kwargs),
     }
+    if case.module is not None:
+        step["module"] = {
+            "args": _encode(case.module.args),
+            "kwargs": _encode(case.module.kwargs),
+            "state_dict": _encode(case.module.state_dict),
+        }
     if case.grad_output is not None:
         step["grad_output"] = encode_tensor(case.grad_output)
     return step
@@ -68,30 +89,17 @@ def compare_tensor(what: str, got: Any, expected: Tensor, atol: float, rtol: flo
     """None if ``got`` equals ``expected`` within tolerance, else what differed."""
     if isinstance(got, Unsupported):
         return f"{what}: expected a tensor, got {got.what}"
-    if not isinstance(got, Tensor):
-        return f"{what}: expected a tensor, got {type(got).__name__} ({str(got)[:60]})"
-    if tuple(got.shape) != tuple(expected.shape):
-        return f"{what}: shape {tuple(got.shape)}, expected {tuple(expected.shape)}"
-    if got.dtype != expected.dtype:
-        return f"{what}: dtype {got.dtype}, expected {expected.dtype}"
-    if expected.dtype == torch.bool or not expected.is_floating_point():
-        wrong = got != expected
-    else:
-        g, e = got.double(), expected.double()
-        wrong = ~((g - e).abs() <= atol + rtol * e.abs()) | (g.isnan() != e.isnan())
-        wrong &= ~(g.isnan() & e.isnan())
-    if not bool(wrong.any()):
-        return None
-    index = tuple(int(i) for i in wrong.nonzero()[0])
-    n_wrong, n = int(wrong.sum()), wrong.numel()
-    return (
-        f"{what}: {n_wrong} of {n} values differ; at index {index} got "
-        f"{got[index].item():.6g}, expected {expected[index].item():.6g}"
-    )
+    return describe_difference(what, got, expected, atol, rtol)
+
+
+def _compare_grad(what: str, got: Any, expected: Tensor, case: Case) -> str | None:
+    if got is None:
+        return f"{what}: no gradient flowed back (detached, or not built from torch ops?)"
+    return compare_tensor(what, got, expected, case.atol * 10, case.rtol * 10)
 
 
 def verify(case: Case, result: dict[str, Any] | None) -> str | None:
-    """Compare the sandbox result of one call with the case; None means the check passed."""
+    """Compare the result of one call with the case; None means the check passed."""
     if result is None:
         return "no result came back"
     out = decode_value(result.get("output"))
@@ -99,20 +107,22 @@ def verify(case: Case, result: dict[str, Any] | None) -> str | None:
     if problem:
         return problem
     if case.extra is not None:
-        if not isinstance(out, Tensor):
-            return f"output: expected a tensor, got {getattr(out, 'what', type(out).__name__)}"
         problem = case.extra(out)
         if problem:
             return problem
     if case.grad_args:
-        grads = decode_value(result.get("arg_grads")) or []
+        grads = decode_value(result.get("arg_grads"))
+        grads = grads if isinstance(grads, list) else []
         for i, expected in zip(case.grad_args, case.expected_grads, strict=True):
             got = grads[i] if i < len(grads) else None
-            if got is None:
-                return f"gradient of argument {i}: none flowed back (detached, or not torch ops?)"
-            problem = compare_tensor(
-                f"gradient of argument {i}", got, expected, case.atol * 10, case.rtol * 10
-            )
+            problem = _compare_grad(f"gradient of argument {i}", got, expected, case)
+            if problem:
+                return problem
+    if case.expected_param_grads:
+        grads = decode_value(result.get("param_grads"))
+        grads = grads if isinstance(grads, dict) else {}
+        for name, expected in case.expected_param_grads.items():
+            problem = _compare_grad(f"gradient of {name}", grads.get(name), expected, case)
             if problem:
                 return problem
     return None

@@ -16,8 +16,9 @@ from typing import Any
 
 import nbformat
 
-from autograder.checks import call_step, verify
-from autograder.graders import ITEMS
+from autograder import _child
+from autograder.checks import Case, Check, call_step, verify
+from autograder.graders import ITEMS, Item
 from autograder.sandbox import Limits, run_steps
 
 GRADE_CALL = re.compile(r"""\bgrade\(\s*["']([\w.]+)["']\s*\)""")
@@ -136,33 +137,70 @@ def grade_notebook(path: str | Path, limits: Limits | None = None) -> NotebookRe
         item = ITEMS[cell_report.item]
         for (sid, case), check in zip(calls, item.checks, strict=True):
             res = run.results.get(sid)
-            if res is None or not res.ok:
-                message = (res.error if res else None) or "not run"
-            else:
-                message = verify(case, res.result) or ""
-            if message and check.hint:
-                message += f" (hint: {check.hint})"
-            passed = not message
-            cell_report.checks.append(CheckResult(check.name, check.points, passed, message))
-        if not cell_report.flags:  # partial credit, scaled to the cell's nbgrader points
-            earned = sum(c.points for c in cell_report.checks if c.passed)
-            cell_report.points = round(cell_report.max_points * earned / item.points, 4)
+            error = None if res is not None and res.ok else (res.error if res else "not run")
+            cell_report.checks.append(
+                _check_result(check, case, res.result if res else None, error)
+            )
+        _score(cell_report, item)
     return report
 
 
+def _check_result(
+    check: Check, case: Case, result: dict[str, Any] | None, error: str | None
+) -> CheckResult:
+    message = error or verify(case, result) or ""
+    if message and check.hint:
+        message += f" (hint: {check.hint})"
+    return CheckResult(check.name, check.points, not message, message)
+
+
+def _score(cell: CellReport, item: Item) -> None:
+    """Partial credit scaled to the cell's points; a flagged cell scores zero."""
+    if cell.flags:
+        cell.points = 0.0
+    else:
+        earned = sum(c.points for c in cell.checks if c.passed)
+        cell.points = round(cell.max_points * earned / item.points, 4)
+
+
+def grade_object(item_id: str, obj: Any) -> CellReport:
+    """Run item ``item_id``'s checks on ``obj`` in this process.
+
+    For instructors and authoring (source notebooks, tests): nothing here defends against
+    the object, so grading of submissions always goes through :func:`grade_notebook`.
+    Inputs and outputs still pass through the same encoding as in the sandbox.
+    """
+    item = ITEMS[item_id]
+    report = CellReport(grade_id=item_id, item=item_id, max_points=item.points)
+    for check in item.checks:
+        case = check.build()
+        try:
+            result, error = _child.evaluate(obj, call_step("local", item.function, case)), None
+        except Exception as e:
+            result, error = None, f"{type(e).__name__}: {e}"
+        report.checks.append(_check_result(check, case, result, error))
+    _score(report, item)
+    return report
+
+
+def format_cell(cell: CellReport) -> str:
+    """One graded cell's report: its score, then one line per check."""
+    lines = [f"[{cell.grade_id}] {cell.item}: {cell.points:g} / {cell.max_points:g} points"]
+    if cell.error:
+        lines.append(f"  ERROR {cell.error}")
+    for flag in cell.flags:
+        lines.append(f"  FLAG  {flag} -> 0 points for this cell")
+    for check in cell.checks:
+        mark = "PASS" if check.passed else "FAIL"
+        detail = f": {check.message}" if check.message else ""
+        lines.append(f"  {mark}  {check.name} ({check.points:g} pt){detail}")
+    return "\n".join(lines)
+
+
 def format_report(report: NotebookReport) -> str:
-    """The itemized report a student reads: one line per check."""
+    """The itemized report of a notebook."""
     lines = [f"{report.notebook}: {report.points:g} / {report.max_points:g} points"]
     if report.error:
         lines.append(f"  ERROR {report.error}")
-    for cell in report.cells:
-        lines.append(f"[{cell.grade_id}] {cell.item}: {cell.points:g} / {cell.max_points:g}")
-        if cell.error:
-            lines.append(f"  ERROR {cell.error}")
-        for flag in cell.flags:
-            lines.append(f"  FLAG  {flag} -> 0 points for this cell")
-        for check in cell.checks:
-            mark = "PASS" if check.passed else "FAIL"
-            detail = f": {check.message}" if check.message else ""
-            lines.append(f"  {mark}  {check.name} ({check.points:g} pt){detail}")
+    lines += [format_cell(cell) for cell in report.cells]
     return "\n".join(lines)

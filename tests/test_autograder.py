@@ -72,7 +72,7 @@ EXPECTED = {
     "no_scaling": (0.5, 2.0, "values differ"),  # only the saturated large-score case agrees
     "softmax_wrong_axis": (0.0, 2.0, "values differ"),
     "causal_leaks_next_token": (4.5, 2.0, "values differ"),
-    "no_gradient_flow": (5.0, 2.0, "none flowed back"),
+    "no_gradient_flow": (5.0, 2.0, "no gradient flowed back"),
     "mask_ignored": (5.0, 2.0, "values differ"),
     "patched_allclose": (0.5, 2.0, "values differ"),
     "lying_tensor_subclass": (0.0, 2.0, "values differ"),

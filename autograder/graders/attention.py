@@ -7,9 +7,14 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from autograder.checks import Case, Check
+from autograder.checks import Case, Check, ModuleInit
 from autograder.graders.base import Item
-from reference_impl.models import causal_mask, scaled_dot_product_attention
+from reference_impl.models import (
+    ModelConfig,
+    MultiHeadAttention,
+    causal_mask,
+    scaled_dot_product_attention,
+)
 
 
 def _qkv(
@@ -97,7 +102,64 @@ CAUSAL_CHECKS = [
     Check("length 64", 0.5, lambda: _causal_case(64), "build it from T, with no fixed size"),
 ]  # fmt: skip
 
+
+def _reference_mha(d_model: int, n_heads: int, seed: int) -> MultiHeadAttention:
+    cfg = ModelConfig(vocab_size=1, context_length=64, d_model=d_model, n_heads=n_heads, n_layers=1)
+    torch.manual_seed(seed)
+    mha = MultiHeadAttention(cfg).eval()  # float32, the dtype of a student's fresh module
+    with torch.no_grad():  # spread the weights so attention is far from uniform
+        for p in mha.parameters():
+            p.normal_(0.0, 0.3)
+    return mha
+
+
+def _mha_case(
+    seed: int, d_model: int = 32, n_heads: int = 4, b: int = 2, t: int = 7, grads: bool = False,
+    scale: float = 1.0, x: Tensor | None = None,
+) -> Case:  # fmt: skip
+    mha = _reference_mha(d_model, n_heads, seed)
+    g = torch.Generator().manual_seed(seed)
+    if x is None:
+        x = scale * torch.randn(b, t, d_model, generator=g)
+    state = {k: v.detach().clone() for k, v in mha.state_dict().items()}
+    init = ModuleInit(args=[d_model, n_heads], state_dict=state)
+    x_in = x.clone().requires_grad_(grads)
+    out = mha(x_in)
+    case = Case([x], out.detach(), module=init, atol=1e-5, rtol=1e-4)
+    if grads:
+        g_out = torch.randn(out.shape, generator=g, dtype=out.dtype)
+        names, params = zip(*mha.named_parameters(), strict=True)
+        found = torch.autograd.grad(out, [x_in, *params], g_out)
+        case.grad_args, case.grad_output = (0,), g_out
+        case.expected_grads = [found[0]]
+        case.expected_param_grads = dict(zip(names, found[1:], strict=True))
+    return case
+
+
+def _mha_no_future_leak() -> Case:
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(2, 8, 32, generator=g)
+    x[:, 5:] = 50.0  # wild future tokens: any leak shows at positions < 5
+    return _mha_case(11, x=x)
+
+
+MHA_CHECKS = [
+    Check("loads the reference weights and computes the same output", 1.5, lambda: _mha_case(1),
+          "q_proj, k_proj, v_proj, o_proj: nn.Linear(d_model, d_model) with bias; split heads "
+          "with view(B, T, n_heads, d_head).transpose(1, 2)"),
+    Check("gradients for the input and every parameter", 1.0, lambda: _mha_case(2, grads=True),
+          "no .detach() or .data; use the projections inside forward"),
+    Check("causal: no future tokens leak", 1.0, _mha_no_future_leak,
+          "self-attention here is causal: use is_causal=True or the causal mask"),
+    Check("other sizes: 6 heads of width 8, one sequence of length 1", 0.5,
+          lambda: _mha_case(3, d_model=48, n_heads=6, b=1, t=1),
+          "derive d_head = d_model // n_heads; merge heads back with transpose + reshape"),
+    Check("stable for large inputs", 0.5, lambda: _mha_case(4, scale=30.0),
+          "scale scores by 1/sqrt(d_head), not 1/sqrt(d_model)"),
+]  # fmt: skip
+
 ITEMS = {
     "attention.scaled_dot_product_attention": Item("scaled_dot_product_attention", SDPA_CHECKS),
     "attention.causal_mask": Item("causal_mask", CAUSAL_CHECKS),
+    "attention.MultiHeadAttention": Item("MultiHeadAttention", MHA_CHECKS),
 }
