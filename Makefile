@@ -7,7 +7,9 @@ STAMP := $(VENV)/.installed
 # nbgrader shells out to alembic: the venv's bin/ must be on PATH.
 RUN := PATH="$(CURDIR)/$(BIN):$$PATH" OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2}
 
-.PHONY: demo test lint format bench clean-venv
+.PHONY: demo test lint format bench release authoring clean-venv
+
+ASSIGNMENTS := $(notdir $(wildcard source/*))
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +27,15 @@ lint: $(STAMP)
 
 format: $(STAMP)
 	$(RUN) ruff format . && $(RUN) ruff check --fix .
+
+# Regenerate the committed student notebooks from source/ (tests/test_release.py checks it).
+release: $(STAMP)
+	@for a in $(ASSIGNMENTS); do \
+		$(RUN) nbgrader generate_assignment $$a --force --no-db --log-level=WARN || exit 1; \
+	done
+
+authoring: $(STAMP)
+	$(RUN) python -m autograder.authoring source --execute
 
 bench: $(STAMP)
 	$(RUN) python bench/bench_model.py

@@ -1,8 +1,11 @@
 """nbgrader configuration of the course (loaded by nbgrader_config.py).
 
 nbgrader 0.9 ignores ``--config``; it reads ``nbgrader_config.py`` in the working
-directory, which loads this file. Run nbgrader from the repository root.
+directory, which loads this file. Run nbgrader from the repository root with the virtual
+environment's ``bin/`` on PATH (nbgrader calls ``alembic`` from there).
 """
+
+import os
 
 c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads the file)
 
@@ -12,10 +15,36 @@ c.CourseDirectory.release_directory = "release"
 c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
-c.CourseDirectory.db_url = "sqlite:///gradebook.db"
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*"]
 
-# Seconds one cell may run while autograding before it is interrupted.
-c.ExecutePreprocessor.timeout = 120
+# Notebooks train for seconds, not minutes, while they are executed for grading.
+os.environ.setdefault("GW_FAST", "1")
 
+# Student notebooks get this stub in place of each solution.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+
+# Executing a submission: seconds per cell before it is interrupted, and a memory cap on
+# the student's kernel. A kernel that dies no longer fails the whole submission.
+c.Execute.timeout = 120
+c.Execute.extra_arguments = [
+    "--HistoryManager.hist_file=:memory:",
+    "--IPKernelApp.exec_lines=['import resource as _r; "
+    "_r.setrlimit(_r.RLIMIT_AS, (6 << 30, 6 << 30)); del _r']",
+]
+# A test cell the student deleted is put back (and graded) rather than skipped.
+c.OverwriteCells.add_missing_cells = True
+
+# Scores come from the trusted grader (student code in a sandbox, comparison outside it),
+# never from what the student's kernel printed: see autograder/nbgrader_plugin.py.
+c.Autograde.autograde_preprocessors = [
+    "autograder.nbgrader_plugin.SafeExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "autograder.nbgrader_plugin.TrustedGrades",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.TrustedGrades.step_timeout = 60.0
+c.TrustedGrades.memory_mb = 4096

@@ -4,7 +4,7 @@
 hidden-test block, ``grade("<topic>.<item>", obj)`` runs the item's checks on ``obj``
 and prints the itemized report. When nbgrader autogrades a submission, the course's
 preprocessor replaces that cell's output with the result of the trusted grader, which
-runs the student's code in a sandbox (``autograder.grade.grade_notebook``).
+runs the student's code in a sandbox (``autograder.harness.grade_notebook``).
 """
 
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 
 def grade(item: str, obj: Any) -> float:
     """Check ``obj`` against item ``item``; print the report; fail unless all checks pass."""
-    from autograder.grade import format_cell, grade_object
+    from autograder.harness import format_cell, grade_object
 
     report = grade_object(item, obj)
     print(format_cell(report))

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from autograder.grade import format_report, grade_notebook
+from autograder.harness import format_report, grade_notebook
 from autograder.sandbox import Limits
 
 

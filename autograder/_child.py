@@ -1,6 +1,6 @@
 """The child process that runs a student's code for the graders (see ``sandbox.py``).
 
-Run as ``python -I autograder/_child.py`` with a job (JSON) on stdin. It imports only the
+Run as ``python -I -c <this file's text>`` with a job (JSON) on stdin. It imports only the
 standard library, torch and numpy: never ``autograder`` or ``reference_impl``. It executes
 the job's steps in order (a student cell, or a grader call on the student's objects) and
 writes one JSON line per event to the file descriptor that was stdout, after pointing
@@ -24,7 +24,6 @@ import sys
 import traceback
 from typing import Any
 
-import numpy as np
 import torch
 
 BLOCKED_MODULES = {
@@ -60,13 +59,22 @@ def emit(**record: Any) -> None:
     _out.flush()
 
 
-def install_audit_hook(workdir: str) -> None:
-    """Refuse (and report) what a graded exercise never needs to do."""
-    readable = tuple(
-        os.path.realpath(p) + os.sep
-        for p in {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(np.__file__)}
-    )
-    workdir = os.path.realpath(workdir) + os.sep
+def install_audit_hook(
+    workdir: str, secret: list[str], private: list[str], public: list[str]
+) -> None:
+    """Refuse (and report) what a graded exercise never needs to do.
+
+    Files may be written only in ``workdir``. Files under a ``secret`` folder (the
+    reference, the graders) may never be read; files under a ``private`` one (the course:
+    sources, gradebook, other students' work) only when they are also under a ``public``
+    one (the Python installation, the student helpers).
+    """
+
+    def roots(paths: list[str]) -> tuple[str, ...]:
+        return tuple(os.path.realpath(p) + os.sep for p in paths)
+
+    work, secret_roots = roots([workdir]), roots(secret)
+    private_roots, public_roots = roots(private), roots(public)
     reported: set[str] = set()
 
     def refuse(what: str) -> None:
@@ -85,10 +93,13 @@ def install_audit_hook(workdir: str) -> None:
             if isinstance(path, int) or path is None:
                 return
             real = os.path.realpath(os.fsdecode(path))
-            if (real + os.sep).startswith(workdir) or real in ("/dev/null", "/dev/urandom"):
+            if (real + os.sep).startswith(work) or real in ("/dev/null", "/dev/urandom"):
                 return
-            writing = isinstance(mode, str) and any(c in mode for c in "wax+")
-            if writing or not real.startswith(readable):
+            if isinstance(mode, str) and any(c in mode for c in "wax+"):
+                refuse(f"write {real!r}")
+            if real.startswith(secret_roots) or (
+                real.startswith(private_roots) and not real.startswith(public_roots)
+            ):
                 refuse(f"open {real!r}")
         elif event in BLOCKED_EVENTS:
             refuse(f"{event} ({BLOCKED_EVENTS[event]})")
@@ -206,7 +217,7 @@ def main() -> None:
     os.close(capture)
     torch.manual_seed(0)
     torch.set_num_threads(job.get("threads", 1))
-    install_audit_hook(os.getcwd())
+    install_audit_hook(os.getcwd(), job["secret"], job["private"], job["public"])
     namespace: dict[str, Any] = {"__name__": "__main__"}
     for step in job["steps"]:
         _current = step["id"]

@@ -27,7 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
-CHILD = Path(__file__).with_name("_child.py")
+# Read once, at import: the child runs this text, so a later change to the file on disk
+# (by code that ran before, e.g. a student's kernel) cannot change what grading runs.
+CHILD_SOURCE = Path(__file__).with_name("_child.py").read_text(encoding="utf-8")
 DIED = (
     "the process died or ran past the time limit during this step "
     "(an infinite loop, os._exit, a crash, or too much memory)"
@@ -118,6 +120,25 @@ def _limit(limits: Limits) -> None:  # runs in the child between fork and exec
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def _private_and_public(workdir: str) -> tuple[list[str], list[str], list[str]]:
+    """What the child may not read: the graders and the reference (ever), and the course
+    and repository folders (except the ``public`` folders inside them)."""
+    import coursekit
+    import reference_impl
+
+    package_dir = Path(__file__).resolve().parent
+    secret = [str(package_dir), str(Path(reference_impl.__file__).resolve().parent)]
+    private = []
+    if (package_dir.parent / "pyproject.toml").exists():
+        private.append(str(package_dir.parent))  # a checkout of the course repository
+    cwd = Path.cwd()
+    if (cwd / "nbgrader_config.py").exists() or (cwd / "gradebook.db").exists():
+        private.append(str(cwd))  # the course root nbgrader runs in
+    public = [sys.prefix, sys.base_prefix, sys.exec_prefix, workdir]
+    public.append(str(Path(coursekit.__file__).resolve().parent))
+    return secret, private, public
+
+
 def _child_env(workdir: str, threads: int) -> dict[str, str]:
     env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8"}
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -129,9 +150,11 @@ def _run_once(
     steps: list[dict[str, Any]], limits: Limits, run: SandboxRun, workdir: str
 ) -> str | None:
     """Run ``steps`` in one child; fill ``run``; return the id of a step that killed it."""
-    job = json.dumps({"steps": steps, "threads": limits.threads}).encode()
+    secret, private, public = _private_and_public(workdir)
+    job = {"steps": steps, "threads": limits.threads}
+    job |= {"secret": secret, "private": private, "public": public}
     proc = subprocess.Popen(
-        [sys.executable, "-I", str(CHILD)],
+        [sys.executable, "-I", "-c", CHILD_SOURCE],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -140,7 +163,7 @@ def _run_once(
         preexec_fn=lambda: _limit(limits),
     )
     assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(job)
+    proc.stdin.write(json.dumps(job).encode())
     proc.stdin.close()
     current: str | None = None
     deadline = time.monotonic() + limits.startup_timeout

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autograder.grade import grade_notebook
+from autograder.harness import grade_notebook
 from autograder.sandbox import Limits, run_steps
 from tests.fixtures.attention_submissions import SUBMISSIONS
 from tests.test_autograder import build_notebook

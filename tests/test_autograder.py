@@ -11,8 +11,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.grade import grade_notebook
 from autograder.graders import ITEMS
+from autograder.harness import grade_notebook
 from autograder.sandbox import Limits
 
 from .conftest import REPO

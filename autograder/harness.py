@@ -21,7 +21,7 @@ from autograder.checks import Case, Check, call_step, verify
 from autograder.graders import ITEMS, Item
 from autograder.sandbox import Limits, run_steps
 
-GRADE_CALL = re.compile(r"""\bgrade\(\s*["']([\w.]+)["']\s*\)""")
+GRADE_CALL = re.compile(r"""\bgrade\(\s*["']([\w.]+)["']""")
 SETUP_TAG = "gw-setup"
 
 
@@ -87,12 +87,18 @@ def is_student_cell(cell: Any) -> bool:
 
 def grade_notebook(path: str | Path, limits: Limits | None = None) -> NotebookReport:
     """Grade every graded test cell of the notebook at ``path``; never raises for bad input."""
-    report = NotebookReport(notebook=str(path))
     try:
         nb = nbformat.read(str(path), as_version=4)
     except Exception as e:  # a corrupted or unreadable file is a report, not a crash
+        report = NotebookReport(notebook=str(path))
         report.error = f"could not read the notebook: {type(e).__name__}: {e}"[:500]
         return report
+    return grade_notebook_node(nb, str(path), limits)
+
+
+def grade_notebook_node(nb: Any, name: str, limits: Limits | None = None) -> NotebookReport:
+    """Grade an already-read notebook (an ``nbformat`` node); ``name`` labels the report."""
+    report = NotebookReport(notebook=name)
     steps: list[dict[str, Any]] = []
     owned: list[tuple[CellReport, set[str], list[tuple[str, Any]]]] = []
     since_last: set[str] = set()

@@ -1,0 +1,73 @@
+"""The one seam with nbgrader: preprocessors that ``course_config.py`` puts in the
+autograde pipeline.
+
+- :class:`SafeExecute` runs the notebook in a kernel as nbgrader's ``Execute`` does, but a
+  kernel that dies (``os._exit``, a crash) or stops answering ends execution instead of
+  failing the whole submission, so the student is still graded.
+- :class:`TrustedGrades` runs just before ``SaveAutoGrades``. It grades the notebook with
+  :func:`autograder.harness.grade_notebook_node` (student code in a sandboxed child, the
+  comparison here) and replaces every graded test cell's outputs with the itemized report
+  and an ``execute_result`` holding the score, from which ``SaveAutoGrades`` records the
+  points. Nothing the student's kernel printed or displayed reaches the gradebook.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat import NotebookNode
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from traitlets import Float, Integer
+
+from autograder.harness import CellReport, format_cell, grade_notebook_node
+from autograder.sandbox import Limits
+
+
+class SafeExecute(Execute):
+    """nbgrader's Execute that survives a dead or unresponsive kernel."""
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> Any:
+        try:
+            return super().preprocess(nb, resources)
+        except (DeadKernelError, CellTimeoutError) as e:
+            self.log.warning("kernel stopped while executing the notebook: %s", e)
+            return nb, resources
+
+
+def _stream(text: str) -> NotebookNode:
+    return NotebookNode(output_type="stream", name="stdout", text=text + "\n")
+
+
+def _score(points: float) -> NotebookNode:
+    return NotebookNode(
+        output_type="execute_result", execution_count=None, metadata={},
+        data={"text/plain": repr(float(points))},
+    )  # fmt: skip
+
+
+class TrustedGrades(NbGraderPreprocessor):
+    """Sets each graded test cell's outputs (and so its score) from the trusted grader."""
+
+    step_timeout = Float(60.0, help="Seconds one student cell or one check may run.").tag(
+        config=True
+    )
+    memory_mb = Integer(4096, help="Address-space cap of the grading child (MiB).").tag(config=True)
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> Any:
+        name = str(resources.get("nbgrader", {}).get("notebook", "notebook"))
+        limits = Limits(step_timeout=self.step_timeout, memory_bytes=self.memory_mb << 20)
+        report = grade_notebook_node(nb, name, limits)
+        cells = {c.grade_id: c for c in report.cells}
+        for cell in nb.cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+                continue
+            max_points = float(meta.get("points", 0))
+            graded = cells.get(str(meta.get("grade_id")))
+            if graded is None:  # fail closed: no trusted grader, no points
+                graded = CellReport(str(meta.get("grade_id")), "?", max_points)
+                graded.error = "this test cell has no hidden grader call; it scores 0"
+            points = min(max(graded.points, 0.0), max_points)
+            cell.outputs = [_stream(format_cell(graded)), _score(points)]
+        return nb, resources

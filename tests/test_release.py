@@ -1,0 +1,144 @@
+"""release/ is exactly what nbgrader generates from source/, and leaks nothing;
+source/ passes the authoring checks, which catch what they promise to."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.authoring import check_notebook
+
+from .conftest import REPO
+
+SOURCES = sorted((REPO / "source").rglob("*.ipynb"))
+RELEASES = sorted((REPO / "release").rglob("*.ipynb"))
+ASSIGNMENTS = sorted(p.name for p in (REPO / "source").iterdir() if p.is_dir())
+
+
+def nbgrader_env() -> dict[str, str]:
+    bin_dir = str(Path(sys.executable).parent)  # nbgrader and alembic live beside python
+    return os.environ | {"PATH": bin_dir + os.pathsep + os.environ["PATH"]}
+
+
+def generate(release_dir: Path, assignment: str) -> None:
+    subprocess.run(
+        [str(Path(sys.executable).parent / "nbgrader"), "generate_assignment", assignment,
+         "--force", "--no-db", f"--CourseDirectory.release_directory={release_dir}",
+         "--log-level=WARN"],
+        cwd=REPO, env=nbgrader_env(), check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_every_source_notebook_is_released() -> None:
+    assert SOURCES, "no source notebooks"
+    rel = {p.relative_to(REPO / "release") for p in RELEASES}
+    assert rel == {p.relative_to(REPO / "source") for p in SOURCES}
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_release_is_in_sync_with_source(tmp_path: Path, assignment: str) -> None:
+    generate(tmp_path, assignment)
+    fresh = sorted(
+        p.relative_to(tmp_path) for p in (tmp_path / assignment).rglob("*") if p.is_file()
+    )
+    committed_dir = REPO / "release" / assignment
+    committed = sorted(
+        p.relative_to(REPO / "release") for p in committed_dir.rglob("*") if p.is_file()
+    )
+    assert fresh == committed, (
+        "release/ has other files than nbgrader generates: run `make release`"
+    )
+    for name in fresh:
+        assert (tmp_path / name).read_bytes() == (REPO / "release" / name).read_bytes(), (
+            f"release/{name} differs from what nbgrader generates from source/: run `make release`"
+        )
+
+
+LEAKS = re.compile(
+    r"BEGIN SOLUTION|END SOLUTION|BEGIN HIDDEN TESTS|END HIDDEN TESTS|"
+    r"^\s*(from|import)\s+(autograder|reference_impl)\b",
+    re.M,
+)
+
+
+def solution_lines(source: str) -> set[str]:
+    """Distinctive lines between the solution or hidden-test markers of a source cell."""
+    found, inside = set(), False
+    for line in source.splitlines():
+        if "### BEGIN SOLUTION" in line or "### BEGIN HIDDEN TESTS" in line:
+            inside = True
+        elif "### END SOLUTION" in line or "### END HIDDEN TESTS" in line:
+            inside = False
+        elif inside and len(line.strip()) >= 12:
+            found.add(line.strip())
+    return found
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_release_leaks_no_solution(source: Path) -> None:
+    release = REPO / "release" / source.relative_to(REPO / "source")
+    released = nbformat.read(str(release), as_version=4)
+    text = "\n".join(cell.source for cell in released.cells)
+    assert not LEAKS.search(text), LEAKS.search(text)
+    secret = set()
+    for cell in nbformat.read(str(source), as_version=4).cells:
+        secret |= solution_lines(cell.source)
+        if cell.cell_type == "markdown" and cell.get("metadata", {}).get("nbgrader", {}).get(
+            "solution"
+        ):
+            secret.add(cell.source.strip())  # a model answer to a written question
+    leaked = [line for line in secret if line in text]
+    assert not leaked, f"{release.name} contains solution lines: {leaked[:3]}"
+    assert text.count("raise NotImplementedError()") >= 3
+
+
+def test_leak_test_would_catch_a_forgotten_marker(tmp_path: Path) -> None:
+    assert LEAKS.search("x = 1\n### END SOLUTION\n")
+    assert LEAKS.search("from autograder import grade\n")
+    assert not LEAKS.search("# the autograder checks more\n")
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_source_passes_authoring_checks(source: Path) -> None:
+    assert check_notebook(source) == []
+
+
+def _replace(cell, old: str, new: str) -> None:
+    cell.source = cell.source.replace(old, new)
+
+
+def _authoring_problems(tmp_path: Path, edit) -> list[str]:
+    nb = nbformat.read(str(SOURCES[0]), as_version=4)
+    edit(nb.cells, {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells})
+    path = tmp_path / "edited.ipynb"
+    nbformat.write(nb, str(path))
+    return check_notebook(path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda cells, by: by["causal"].metadata["nbgrader"].update(grade_id="sdpa"),
+         "grade_id also used by cell"),
+        (lambda cells, by: _replace(by["sdpa"], "### END SOLUTION", ""),
+         "'### BEGIN SOLUTION' without '### END SOLUTION'"),
+        (lambda cells, by: _replace(by["sdpa_tests"], "### BEGIN HIDDEN TESTS", "#"),
+         "graded test cell without a hidden-test block"),
+        (lambda cells, by: by["mha_tests"].metadata["nbgrader"].update(points=3),
+         "cell is worth 3 points, item 'attention.MultiHeadAttention' 4.5"),
+        (lambda cells, by: _replace(by["causal_tests"], "attention.causal_mask", "attention.nope"),
+         "unknown item 'attention.nope'"),
+        (lambda cells, by: cells.remove(by["causal_tests"]),
+         "(causal): solution cell not followed by a graded test cell"),
+    ],
+    ids=["duplicate-id", "unbalanced", "no-hidden", "points", "unknown-item", "no-tests"],
+)  # fmt: skip
+def test_authoring_checks_catch_mistakes(tmp_path: Path, edit, message: str) -> None:
+    problems = _authoring_problems(tmp_path, edit)
+    assert any(message in p for p in problems), problems
