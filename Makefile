@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(RUN) python scripts/train.py --config configs/small_model.yaml --max-steps 100 --out checkpoints/demo
 
 test: $(STAMP)
-	$(RUN) python -m pytest -n 2 $(PYTEST_ARGS)
+	$(RUN) GW_FAST=1 python -m pytest -n 2 --dist loadfile --nbval-lax tests source $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(RUN) ruff check . && $(RUN) ruff format --check . && $(RUN) mypy
