@@ -7,11 +7,19 @@ preprocessor replaces that cell's output with the result of the trusted grader, 
 runs the student's code in a sandbox (``autograder.harness.grade_notebook``).
 """
 
+import os
 from typing import Any
 
 
-def grade(item: str, obj: Any) -> float:
-    """Check ``obj`` against item ``item``; print the report; fail unless all checks pass."""
+def grade(item: str, obj: Any) -> float | None:
+    """Check ``obj`` against item ``item``; print the report; fail unless all checks pass.
+
+    While nbgrader autogrades (``NBGRADER_EXECUTION`` is set) this does nothing: the
+    trusted grader, outside the student's kernel, scores the cell instead.
+    """
+    if os.environ.get("NBGRADER_EXECUTION"):
+        print(f"{item}: graded outside this kernel by the course's trusted grader")
+        return None
     from autograder.harness import format_cell, grade_object
 
     report = grade_object(item, obj)
