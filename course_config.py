@@ -19,17 +19,21 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 
 # Notebooks train for seconds, not minutes, while they are executed for grading.
 os.environ.setdefault("GW_FAST", "1")
+# The course root, for the guard in the student's kernel (autograder/kernel_guard.py).
+os.environ["GW_COURSE_ROOT"] = os.path.dirname(os.path.abspath(__file__))
 
 # Student notebooks get this stub in place of each solution.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
-# Executing a submission: seconds per cell before it is interrupted, and a memory cap on
-# the student's kernel. A kernel that dies no longer fails the whole submission.
+# Executing a submission: seconds per cell before it is interrupted, a memory cap on the
+# student's kernel, and a guard that keeps it away from the course's files. A kernel that
+# dies no longer fails the whole submission.
 c.Execute.timeout = 120
 c.Execute.extra_arguments = [
     "--HistoryManager.hist_file=:memory:",
-    "--IPKernelApp.exec_lines=['import resource as _r; "
-    "_r.setrlimit(_r.RLIMIT_AS, (6 << 30, 6 << 30)); del _r']",
+    "--IPKernelApp.exec_lines=["
+    "'import resource as _r; _r.setrlimit(_r.RLIMIT_AS, (6 << 30, 6 << 30)); del _r', "
+    "'import autograder.kernel_guard as _g; _g.install(); del _g']",
 ]
 # A test cell the student deleted is put back (and graded) rather than skipped.
 c.OverwriteCells.add_missing_cells = True

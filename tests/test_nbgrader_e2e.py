@@ -108,6 +108,14 @@ def test_every_student_is_in_the_gradebook(course: Path) -> None:
 
 
 @pytest.mark.slow
+def test_kernel_could_not_touch_course_files(course: Path) -> None:
+    assert not (course / "hacked.txt").exists()
+    feedback = course / "autograded" / "writes_course_files" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
+    assert "refused: not allowed while grading: write" in feedback.read_text()
+    assert "FLAG  integrity: write" in feedback.read_text()
+
+
+@pytest.mark.slow
 def test_grading_twice_gives_identical_scores(course: Path) -> None:
     """The second run graded the class in parallel: the gradebook lost nothing."""
     assert (course / "first_scores.txt").read_text() == repr(scores(course))
