@@ -140,3 +140,21 @@ def test_child_and_parent_agree_on_dtypes() -> None:
     from autograder import _child, sandbox
 
     assert _child.DTYPES == sandbox.DTYPES
+
+
+def test_graders_run_under_pytest(tmp_path: Path) -> None:
+    def run(notebook: Path) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "autograder.pytest_plugin", "--grade",
+             str(notebook), "-p", "no:cacheprovider", "-q"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        return out.stdout
+
+    source = REPO / "source/part2_fundamentals/attention.ipynb"
+    assert "16 passed" in run(source)
+    sdpa, causal = SUBMISSIONS["mask_ignored"]
+    output = run(build_notebook(tmp_path / "nb.ipynb", sdpa, causal))
+    assert "1 failed, 10 passed" in output
+    assert "[sdpa_tests] boolean padding mask (1 pt)" in output
+    assert "sdpa_tests: 5 / 6" in output
