@@ -16,7 +16,7 @@ import pytest
 from nbgrader.api import Gradebook, MissingEntry
 
 from .conftest import REPO
-from .fixtures.attention_class import CLASS, CORRUPTED
+from .fixtures.attention_class import CLASS, CORRUPTED, DELETE
 
 ASSIGNMENT, NOTEBOOK = "part2_fundamentals", "attention"
 BIN = Path(sys.executable).parent
@@ -35,11 +35,13 @@ def nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.Complet
 
 def submit(course: Path, student: str, solutions: dict[str, str], tamper: dict[str, str]) -> None:
     nb = nbformat.read(str(course / "release" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"), as_version=4)
-    for cell in nb.cells:
+    for cell in list(nb.cells):
         grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
         if grade_id in solutions:
             cell.source = solutions[grade_id]
-        if grade_id in tamper:
+        if tamper.get(grade_id) == DELETE:
+            nb.cells.remove(cell)
+        elif grade_id in tamper:
             cell.source = tamper[grade_id]
     folder = course / "submitted" / student / ASSIGNMENT
     folder.mkdir(parents=True)
