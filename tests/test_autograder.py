@@ -16,6 +16,7 @@ from autograder.harness import grade_notebook
 from autograder.sandbox import Limits
 
 from .conftest import REPO
+from .fixtures.attention_class import MHA_MISTAKES
 from .fixtures.attention_submissions import SETUP, SUBMISSIONS
 
 LIMITS = Limits(step_timeout=8.0, memory_bytes=3 << 30)
@@ -158,3 +159,22 @@ def test_graders_run_under_pytest(tmp_path: Path) -> None:
     assert "1 failed, 10 passed" in output
     assert "[sdpa_tests] boolean padding mask (1 pt)" in output
     assert "sdpa_tests: 5 / 6" in output
+
+
+@pytest.mark.parametrize("name", sorted(MHA_MISTAKES))
+def test_mha_mistakes_lose_points(tmp_path: Path, name: str) -> None:
+    source, expected = MHA_MISTAKES[name]
+    nb = nbformat.read(str(REPO / "source/part2_fundamentals/attention.ipynb"), as_version=4)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "mha":
+            cell.source = source
+    path = tmp_path / "attention.ipynb"
+    nbformat.write(nb, str(path))
+    cells = {c.grade_id: c for c in grade_notebook(path, LIMITS).cells}
+    mha = cells["mha_tests"]
+    assert mha.points == expected, failed(mha)
+    assert cells["sdpa_tests"].points == 6.0  # the other cells are unaffected
+    if name == "not_causal":
+        assert "causal: no future tokens leak" in failed(mha)
+    if name == "input_detached":
+        assert "gradient of argument 0: no gradient flowed back" in "".join(failed(mha).values())
