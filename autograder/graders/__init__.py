@@ -1,8 +1,8 @@
-"""One grader module per topic; ``ITEMS`` maps each graded item's id to its checks."""
+"""One grader module per notebook; ``ITEMS`` maps each graded item's id to its checks."""
 
-from autograder.graders import attention
+from autograder.graders import attention, block, embeddings
 from autograder.graders.base import Item
 
-ITEMS: dict[str, Item] = {**attention.ITEMS}
+ITEMS: dict[str, Item] = {**attention.ITEMS, **embeddings.ITEMS, **block.ITEMS}
 
 __all__ = ["ITEMS", "Item"]

@@ -69,6 +69,29 @@ def _causal_case(t: int) -> Case:
     return Case(args=[t], expected=causal_mask(t))
 
 
+def _mask_property(t: int, region: str) -> Case:
+    """Judge one region of the mask causal_mask(t) returns, read as "nonzero = allowed"."""
+
+    def judge(out: Tensor) -> str | None:
+        if not isinstance(out, Tensor) or tuple(out.shape) != (t, t):
+            shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            return f"causal_mask({t}) gave {shape}, expected a ({t}, {t}) tensor"
+        allowed, ones = out != 0, torch.ones(t, t, dtype=torch.bool)
+        if region == "dtype" and out.dtype != torch.bool:
+            return f"dtype {out.dtype}, expected torch.bool (True = may attend)"
+        if region == "diagonal" and not bool(allowed.diagonal().all()):
+            return "some diagonal entries are False: query i must see key i (itself)"
+        if region == "future" and bool(allowed.triu(1).any()):
+            i, j = (int(n) for n in allowed.triu(1).nonzero()[0])
+            return f"query {i} may attend to the later key {j}: the future leaks"
+        if region == "past" and not bool(allowed[ones.tril(-1)].all()):
+            i, j = (int(n) for n in (~allowed & ones.tril(-1)).nonzero()[0])
+            return f"query {i} may not attend to the earlier key {j}"
+        return None
+
+    return Case(args=[t], expected=None, extra=judge)
+
+
 def _finite(out: Tensor) -> str | None:
     return None if bool(torch.isfinite(out).all()) else "output has inf or NaN for large scores"
 
@@ -96,10 +119,18 @@ SDPA_CHECKS = [
 
 
 CAUSAL_CHECKS = [
-    Check("5x5 lower-triangular, diagonal included", 1.0, lambda: _causal_case(5),
+    Check("boolean (t, t) tensor", 0.25, lambda: _mask_property(7, "dtype"),
+          "torch.ones(t, t, dtype=torch.bool): True = allowed, as attn_mask expects"),
+    Check("diagonal included: a token sees itself", 0.5, lambda: _mask_property(6, "diagonal"),
+          "tril() keeps the diagonal; tril(-1) drops it"),
+    Check("no future keys above the diagonal", 0.5, lambda: _mask_property(6, "future"),
+          "lower triangle (tril), not upper (triu)"),
+    Check("every earlier key allowed", 0.25, lambda: _mask_property(6, "past"),
+          "below the diagonal everything is True"),
+    Check("exact 5x5 mask", 0.25, lambda: _causal_case(5),
           "True on and below the diagonal: torch.ones(T, T, dtype=torch.bool).tril()"),
-    Check("length 1", 0.5, lambda: _causal_case(1), "a single True"),
-    Check("length 64", 0.5, lambda: _causal_case(64), "build it from T, with no fixed size"),
+    Check("length 64", 0.25, lambda: _causal_case(64),
+          "build it from t, with no fixed size"),
 ]  # fmt: skip
 
 

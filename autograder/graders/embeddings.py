@@ -1,0 +1,7 @@
+"""Grader of the embeddings-and-positions notebook (part2_fundamentals)."""
+
+from __future__ import annotations
+
+from autograder.graders.base import Item
+
+ITEMS: dict[str, Item] = {}
