@@ -39,6 +39,7 @@ authoring: $(STAMP)
 
 bench: $(STAMP)
 	$(RUN) python bench/bench_model.py
+	$(RUN) python bench/bench_tokenizer.py
 
 clean-venv:
 	rm -rf $(VENV)
