@@ -1,0 +1,69 @@
+"""Tokenize a dataset once into token files: ``prepare("builtin", "small", "bytes")``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from reference_impl.data.byte_tokenizer import ByteTokenizer
+from reference_impl.data.sources import EOT, SPLITS, documents
+from reference_impl.data.token_file import TokenFileMeta, write_token_file
+from reference_impl.tokenizer import Tokenizer
+
+
+@dataclass
+class TokenizerSpec:
+    """A tokenizer by name: ``bytes``, or a folder with ``vocab.json`` and ``merges.txt``."""
+
+    name: str
+    encode: Callable[[str], list[int]]
+    vocab_size: int
+    eot_id: int | None  # appended after each document; None: documents end with "\n\n"
+
+
+def load_tokenizer(spec: str) -> TokenizerSpec:
+    if spec == "bytes":
+        return TokenizerSpec("bytes", ByteTokenizer().encode, 256, None)
+    folder = Path(spec)
+    for vocab, merges in (("vocab.json", "merges.txt"), ("gpt2_vocab.json", "gpt2_merges.txt")):
+        if (folder / vocab).is_file() and (folder / merges).is_file():
+            tok = Tokenizer.from_files(folder / vocab, folder / merges, [EOT])
+            return TokenizerSpec(folder.name, tok.encode, len(tok), tok.special_ids[EOT])
+    raise ValueError(
+        f"tokenizer {spec!r}: use 'bytes' or a folder holding vocab.json and merges.txt"
+    )
+
+
+def prepare(
+    dataset: str,
+    size: str = "small",
+    tokenizer: str = "bytes",
+    out_dir: str | os.PathLike[str] = "data",
+    data_dir: str | os.PathLike[str] = "data",
+) -> dict[str, TokenFileMeta]:
+    """Write ``out_dir/<dataset>-<size>-<tokenizer>/{train,validation}.bin`` (+ ``.json``)."""
+    tok = load_tokenizer(tokenizer)
+    folder = token_dir(dataset, size, tokenizer, out_dir)
+    metas = {}
+    for split in SPLITS:
+        docs = documents(dataset, split, size, data_dir)
+        if tok.eot_id is None:
+            ids = (tok.encode(doc + "\n\n") for doc in docs)
+        else:
+            ids = (tok.encode(doc) for doc in docs)
+        metas[split] = write_token_file(
+            folder / f"{split}.bin", ids, tokenizer=tok.name, vocab_size=tok.vocab_size,
+            split=split, source=f"{dataset} ({size})", eot_id=tok.eot_id,
+        )  # fmt: skip
+    return metas
+
+
+def token_dir(
+    dataset: str, size: str, tokenizer: str, out_dir: str | os.PathLike[str] = "data"
+) -> Path:
+    """The folder :func:`prepare` writes for these arguments."""
+    label = Path(dataset).stem if Path(dataset).exists() else dataset
+    name = "bytes" if tokenizer == "bytes" else Path(tokenizer).name
+    return Path(out_dir) / f"{label}-{size}-{name}"
