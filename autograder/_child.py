@@ -48,7 +48,8 @@ DTYPES = {
     "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int32,
     "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
 }  # fmt: skip
-MAX_TEXT = 2000
+MAX_TEXT = 2000  # error messages
+MAX_ITEMS = 200_000  # elements of one list, tuple, dict, string or bytes result
 
 _out: Any = None  # the saved stdout: the only channel to the parent
 _current: Any = None  # id of the step being run
@@ -117,6 +118,12 @@ def decode(obj: Any) -> Any:
         )
         t = flat.view(DTYPES[spec["dtype"]]).reshape(spec["shape"]).clone()
         return t.requires_grad_(True) if spec.get("requires_grad") else t
+    if isinstance(obj, dict) and "__bytes__" in obj:
+        return base64.b64decode(obj["__bytes__"])
+    if isinstance(obj, dict) and "__tuple__" in obj:
+        return tuple(decode(x) for x in obj["__tuple__"])
+    if isinstance(obj, dict) and "__dict__" in obj:
+        return {decode(k): decode(v) for k, v in obj["__dict__"]}
     if isinstance(obj, list):
         return [decode(x) for x in obj]
     if isinstance(obj, dict):
@@ -125,8 +132,8 @@ def decode(obj: Any) -> Any:
 
 
 def encode(value: Any, depth: int = 0) -> Any:
-    """Student's value -> plain JSON (tensors as bytes); anything else is described."""
-    if depth > 4:
+    """Student's value -> plain JSON (tensors and bytes as base64); anything else is described."""
+    if depth > 6:
         return {"__unsupported__": "nested too deeply"}
     if isinstance(value, torch.Tensor):
         with torch._C.DisableTorchFunctionSubclass():
@@ -137,12 +144,19 @@ def encode(value: Any, depth: int = 0) -> Any:
             data = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
         return {"__tensor__": {"dtype": dtype, "shape": list(t.shape),
                                "data": base64.b64encode(data).decode()}}  # fmt: skip
-    if value is None or isinstance(value, (bool, int, float)):
+    if value is None or type(value) in (bool, int, float):
         return value
-    if isinstance(value, str):
-        return value[:MAX_TEXT]
-    if isinstance(value, (tuple, list)):
-        return [encode(v, depth + 1) for v in value[:64]]
+    if type(value) is str:
+        return str.__getitem__(value, slice(MAX_ITEMS))
+    if type(value) in (bytes, bytearray):
+        return {"__bytes__": base64.b64encode(bytes(value)[:MAX_ITEMS]).decode()}
+    if type(value) is list:
+        return [encode(v, depth + 1) for v in list.__getitem__(value, slice(MAX_ITEMS))]
+    if type(value) is tuple:
+        return {"__tuple__": [encode(v, depth + 1) for v in value[:MAX_ITEMS]]}
+    if type(value) is dict:
+        items = list(dict.items(value))[:MAX_ITEMS]
+        return {"__dict__": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in items]}
     return {"__unsupported__": f"a {type(value).__name__}"}
 
 

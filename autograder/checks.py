@@ -9,6 +9,7 @@ differed: the shape, the dtype, or the values at which index.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,8 @@ class Case:
     """Inputs of one call and what the reference gives on them."""
 
     args: list[Any]
-    expected: Tensor | None  # None: only ``extra`` judges the output
+    expected: Any  # a tensor, plain data (lists, tuples, dicts, bytes, str, numbers), or
+    # None: then only ``extra`` judges the output
     kwargs: dict[str, Any] = field(default_factory=dict)
     module: ModuleInit | None = None  # set when the graded object is a module class
     grad_args: tuple[int, ...] = ()  # indices of args whose gradients are compared
@@ -42,7 +44,7 @@ class Case:
     expected_param_grads: dict[str, Tensor] = field(default_factory=dict)
     atol: float = 1e-6
     rtol: float = 1e-5
-    extra: Callable[[Tensor], str | None] | None = None  # a further test of the output
+    extra: Callable[[Any], str | None] | None = None  # a further test of the output
 
 
 @dataclass
@@ -58,9 +60,13 @@ class Check:
 def _encode(value: Any, requires_grad: bool = False) -> Any:
     if isinstance(value, Tensor):
         return encode_tensor(value, requires_grad)
+    if isinstance(value, (bytes, bytearray)):
+        return {"__bytes__": base64.b64encode(bytes(value)).decode()}
     if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+        return {"__dict__": [[_encode(k), _encode(v)] for k, v in value.items()]}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v) for v in value]}
+    if isinstance(value, list):
         return [_encode(v) for v in value]
     return value
 
@@ -92,6 +98,44 @@ def compare_tensor(what: str, got: Any, expected: Tensor, atol: float, rtol: flo
     return describe_difference(what, got, expected, atol, rtol)
 
 
+def describe_plain_difference(what: str, got: Any, expected: Any) -> str | None:
+    """None if ``got == expected`` (same types too), else the first difference, located."""
+    if isinstance(got, Unsupported):
+        return f"{what}: expected {type(expected).__name__}, got {got.what}"
+    if type(got) is not type(expected) and not (
+        isinstance(expected, (int, float)) and type(got) in (int, float) and got == expected
+    ):
+        return f"{what}: expected a {type(expected).__name__}, got a {type(got).__name__}"
+    if isinstance(expected, (list, tuple)):
+        for i, (g, e) in enumerate(zip(got, expected, strict=False)):
+            problem = describe_plain_difference(f"{what}[{i}]", g, e)
+            if problem:
+                return problem
+        if len(got) != len(expected):
+            return f"{what}: length {len(got)}, expected {len(expected)}"
+        return None
+    if isinstance(expected, dict):
+        missing = [k for k in expected if k not in got]
+        if missing:
+            return f"{what}: {len(missing)} keys missing, e.g. {missing[0]!r}"
+        extra = [k for k in got if k not in expected]
+        if extra:
+            return f"{what}: {len(extra)} unexpected keys, e.g. {extra[0]!r}"
+        for k, e in expected.items():
+            problem = describe_plain_difference(f"{what}[{k!r}]", got[k], e)
+            if problem:
+                return problem
+        return None
+    if got != expected:
+        return f"{what}: got {_short(got)}, expected {_short(expected)}"
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _compare_grad(what: str, got: Any, expected: Tensor, case: Case) -> str | None:
     if got is None:
         return f"{what}: no gradient flowed back (detached, or not built from torch ops?)"
@@ -103,8 +147,12 @@ def verify(case: Case, result: dict[str, Any] | None) -> str | None:
     if result is None:
         return "no result came back"
     out = decode_value(result.get("output"))
-    if case.expected is not None:
+    if isinstance(case.expected, Tensor):
         problem = compare_tensor("output", out, case.expected, case.atol, case.rtol)
+        if problem:
+            return problem
+    elif case.expected is not None:
+        problem = describe_plain_difference("output", out, case.expected)
         if problem:
             return problem
     elif isinstance(out, Unsupported):

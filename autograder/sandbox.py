@@ -100,10 +100,28 @@ def decode_value(obj: Any) -> Any:
                 return Unsupported(f"a malformed tensor ({e})")
         if "__unsupported__" in obj:
             return Unsupported(str(obj["__unsupported__"]))
+        try:
+            if "__bytes__" in obj:
+                return base64.b64decode(obj["__bytes__"])
+            if "__tuple__" in obj:
+                return tuple(decode_value(x) for x in obj["__tuple__"])
+            if "__dict__" in obj:
+                return {_hashable(decode_value(k)): decode_value(v) for k, v in obj["__dict__"]}
+        except (ValueError, TypeError) as e:
+            return Unsupported(f"a malformed value ({e})")
         return {str(k): decode_value(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [decode_value(x) for x in obj]
     return obj
+
+
+def _hashable(key: Any) -> Any:
+    """A decoded dict key (a list where the student used one) made usable as a key."""
+    if isinstance(key, list):
+        return tuple(_hashable(k) for k in key)
+    if isinstance(key, (dict, Unsupported)):
+        return repr(key)
+    return key
 
 
 @dataclass

@@ -182,3 +182,33 @@ def test_mha_mistakes_lose_points(tmp_path: Path, name: str) -> None:
         assert "causal: no future tokens leak" in failed(mha)
     if name == "input_detached":
         assert "gradient of argument 0: no gradient flowed back" in "".join(failed(mha).values())
+
+
+PLAIN_VALUES = [
+    {0: b"\x00", 256: b"<|endoftext|>", 300: b" the"},
+    [(b" ", b"t"), (b"h", b"e")],
+    {(104, 101): 3, (101, 108): 1},
+    ["caf\u00e9 \U0001f642", 3, 2.5, None, True],
+    (1, [2, (3, b"4")]),
+]
+
+
+@pytest.mark.parametrize("value", PLAIN_VALUES, ids=range(len(PLAIN_VALUES)))
+def test_plain_values_cross_the_sandbox_both_ways(value) -> None:
+    from autograder import _child
+    from autograder.checks import _encode
+    from autograder.sandbox import decode_value
+
+    assert decode_value(json.loads(json.dumps(_child.encode(value)))) == value
+    assert _child.decode(json.loads(json.dumps(_encode(value)))) == value
+
+
+def test_plain_differences_are_located() -> None:
+    from autograder.checks import describe_plain_difference as diff
+
+    assert diff("out", [(b"a", b"b")], [(b"a", b"b")]) is None
+    assert diff("out", [(b"a", b"c")], [(b"a", b"b")]) == "out[0][1]: got b'c', expected b'b'"
+    assert diff("out", [1, 2], [1, 2, 3]) == "out: length 2, expected 3"
+    assert diff("out", {1: 2}, {1: 2, 5: 6}) == "out: 1 keys missing, e.g. 5"
+    assert diff("out", [[1]], [(1,)]) == "out[0]: expected a tuple, got a list"
+    assert diff("out", {(1, 2): 4}, {(1, 2): 3}) == "out[(1, 2)]: got 4, expected 3"
