@@ -4,6 +4,7 @@ This package holds no answers; release notebooks import it, never ``reference_im
 or ``autograder``.
 """
 
+from coursekit.stories import generate_stories
 from coursekit.testing import FAST, assert_close, describe_difference
 
-__all__ = ["FAST", "assert_close", "describe_difference"]
+__all__ = ["FAST", "assert_close", "describe_difference", "generate_stories"]
