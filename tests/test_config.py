@@ -67,7 +67,7 @@ BASE = "model: {vocab_size: 256, context_length: 16, d_model: 32, n_heads: 4, n_
         (BASE + "}\ntrain: {lr: fast}", r"train\.lr: expected float"),
         (BASE + "}\ntrain: {max_step: 3}", r"train\.max_step: unknown key"),
         (BASE + "}\ntrian: {}", r"trian: unknown section"),
-        (BASE + "}\ndata: {dataset: wikipedia}", r"data\.dataset: expected 'stories'"),
+        (BASE + "}\ndata: {size: huge}", r"data\.size: expected 'tiny' \| 'small'"),
         (BASE.replace("256", "100") + "}", r"model\.vocab_size: the byte tokenizer needs"),
         ("model: [1, 2]", r"model: expected a mapping"),
         ("model: {a: [}", r"not valid YAML"),

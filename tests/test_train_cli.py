@@ -23,16 +23,16 @@ def test_train_script_runs_and_loss_falls(tmp_path: Path) -> None:
         .read_text()
         .replace("n_layers: 4", "n_layers: 1")
         .replace("log_interval: 100", "log_interval: 10")
-        .replace("num_stories: 4000", "num_stories: 200")
+        .replace("size: small", f"size: tiny\n  data_dir: {tmp_path / 'data'}")
     )
     result = subprocess.run(
-        [sys.executable, "scripts/train.py", "--config", str(cfg), "--max-steps", "40",
-         "--out", str(tmp_path / "ckpt"), "--sample-tokens", "30"],
+        [sys.executable, "scripts/train.py", "--config", str(cfg), "--max-iters", "40",
+         "--out-dir", str(tmp_path / "ckpt"), "--sample-tokens", "30"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     losses = [
-        float(line.split()[3]) for line in result.stdout.splitlines() if line.startswith("step")
+        float(line.split()[3]) for line in result.stdout.splitlines() if line.startswith("iter")
     ]
     assert losses[-1] < losses[0] - 1.0, result.stdout
     assert "sample:\nOnce upon a time" in result.stdout

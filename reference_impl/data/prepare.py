@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,19 +17,22 @@ class TokenizerSpec:
     """A tokenizer by name: ``bytes``, or a folder with ``vocab.json`` and ``merges.txt``."""
 
     name: str
-    encode: Callable[[str], list[int]]
+    tokenizer: ByteTokenizer | Tokenizer
     vocab_size: int
     eot_id: int | None  # appended after each document; None: documents end with "\n\n"
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text)
 
 
 def load_tokenizer(spec: str) -> TokenizerSpec:
     if spec == "bytes":
-        return TokenizerSpec("bytes", ByteTokenizer().encode, 256, None)
+        return TokenizerSpec("bytes", ByteTokenizer(), 256, None)
     folder = Path(spec)
     for vocab, merges in (("vocab.json", "merges.txt"), ("gpt2_vocab.json", "gpt2_merges.txt")):
         if (folder / vocab).is_file() and (folder / merges).is_file():
             tok = Tokenizer.from_files(folder / vocab, folder / merges, [EOT])
-            return TokenizerSpec(folder.name, tok.encode, len(tok), tok.special_ids[EOT])
+            return TokenizerSpec(folder.name, tok, len(tok), tok.special_ids[EOT])
     raise ValueError(
         f"tokenizer {spec!r}: use 'bytes' or a folder holding vocab.json and merges.txt"
     )

@@ -1,29 +1,44 @@
-"""``train``: train a TransformerLM from a YAML config and print a generated sample."""
+"""``scripts/train.py``: train a TransformerLM from a YAML config.
+
+    python scripts/train.py --config configs/small_model.yaml [--data builtin|tinystories|PATH]
+        [--max-iters N] [--out-dir DIR] [--device cpu|cuda|auto] [--seed S] [--resume]
+
+Several processes: ``torchrun --nproc_per_node 2 scripts/train.py --config ...``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-from reference_impl.data import ByteTokenizer, generate_stories
-from reference_impl.models import TransformerLM
+from reference_impl.data import DataUnavailable
+from reference_impl.training.checkpoint import load_model
 from reference_impl.training.config import load_experiment
-from reference_impl.training.loop import resolve_device, train
+from reference_impl.training.loop import TrainError, train
+from reference_impl.training.plots import plot_losses
 from reference_impl.utils.config import ConfigError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="train", description=__doc__)
-    p.add_argument(
-        "--config", required=True, help="YAML experiment config, e.g. configs/small_model.yaml"
-    )
-    p.add_argument("--max-steps", type=int, help="override train.max_steps")
-    p.add_argument("--out", default="checkpoints/pretrained", help="checkpoint directory")
+    p = argparse.ArgumentParser(
+        prog="train.py", description="Train a language model from a YAML config.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )  # fmt: skip
+    p.add_argument("--config", required=True, help="YAML experiment, e.g. configs/small_model.yaml")
+    p.add_argument("--data", help="override data.dataset: builtin, tinystories, or a path to text")
+    p.add_argument("--max-iters", type=int,
+                   help="stop after this many iterations (default: train.max_iters); the "
+                        "learning-rate schedule always spans train.max_iters")  # fmt: skip
+    p.add_argument("--out-dir", default="checkpoints/pretrained", help="checkpoint folder")
+    p.add_argument("--device", choices=["cpu", "cuda", "mps", "auto"], help="override train.device")
+    p.add_argument("--seed", type=int, help="override train.seed")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out-dir")
+    p.add_argument("--overwrite", action="store_true", help="replace a run in --out-dir")
+    p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.add_argument("--prompt", default="Once upon a time", help="prompt of the final sample")
     p.add_argument("--sample-tokens", type=int, default=200, help="length of the final sample")
     return p.parse_args(argv)
@@ -33,39 +48,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         exp = load_experiment(args.config)
-        if args.max_steps is not None:
-            exp.train.max_steps = args.max_steps
-            exp.train.__post_init__()
-    except ConfigError as e:
-        print(f"error: {args.config}: {e}", file=sys.stderr)
+        if args.data is not None:
+            exp.data.dataset = args.data
+        if args.device is not None:
+            exp.train.device = args.device
+        if args.seed is not None:
+            exp.train.seed = args.seed
+        if args.max_iters is not None and args.max_iters < 1:
+            raise ConfigError(f"--max-iters: must be >= 1, got {args.max_iters}")
+        result = train(exp, args.out_dir, max_iters=args.max_iters, resume=args.resume,
+                       overwrite=args.overwrite, progress=args.progress)  # fmt: skip
+    except (ConfigError, TrainError, DataUnavailable, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    torch.manual_seed(exp.train.seed)
-    device = resolve_device(exp.train.device)
-    tok = ByteTokenizer()
-    text = "\n".join(generate_stories(exp.data.num_stories, exp.data.seed))
-    data = torch.tensor(tok.encode(text), dtype=torch.uint8)
-    model = TransformerLM(exp.model).to(device)
-    print(
-        f"model: {model.num_parameters():,} parameters on {device}; "
-        f"data: {len(data):,} tokens of offline stories"
-    )
-    start = time.perf_counter()
-
-    def log(step: int, loss: float, lr: float) -> None:
-        elapsed = time.perf_counter() - start
-        print(f"step {step:5d}  loss {loss:.4f}  lr {lr:.2e}  {elapsed:6.1f}s", flush=True)
-
-    losses = train(model, data, exp.train, log)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt = out / "model.pt"
-    tmp = ckpt.with_suffix(".pt.tmp")
-    torch.save({"model_config": exp.model.to_dict(), "model": model.state_dict()}, tmp)
-    os.replace(tmp, ckpt)  # atomic: an interrupted save never leaves a half-written file
-    prompt = torch.tensor([tok.encode(args.prompt)], device=device)
-    gen = torch.Generator(device=device).manual_seed(exp.train.seed)
+    except KeyboardInterrupt:
+        return 130
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    out = Path(args.out_dir)
+    plot = plot_losses(out)
+    model, tok, _ = load_model(out / "model.pt")
+    prompt = torch.tensor([tok.encode(args.prompt)])
+    gen = torch.Generator().manual_seed(exp.train.seed)
     sample = model.generate(prompt, args.sample_tokens, temperature=0.8, top_k=40, generator=gen)
-    print(f"final loss {losses[-1]:.4f} after {len(losses)} steps; checkpoint: {ckpt}")
+    print(f"validation loss {result.val_loss:.4f} after {result.iters_done} iterations")
+    print(f"checkpoint: {out / 'model.pt'}; metrics: {out / 'metrics.jsonl'}; plot: {plot}")
+    print(f"TensorBoard: tensorboard --logdir {out / 'tb'}")
     print("sample:\n" + tok.decode(sample[0].tolist()))
     return 0
 

@@ -12,40 +12,60 @@ from reference_impl.utils.config import ConfigError, from_dict, load_yaml
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings. ``lr`` warms up linearly for ``warmup_steps``, then follows a
-    cosine down to ``min_lr`` at ``max_steps``."""
+    """Optimisation settings.
 
-    max_steps: int = 1000
+    The learning rate warms up linearly for ``warmup_iters``, then follows a cosine down to
+    ``min_lr`` at ``max_iters``: the schedule's length. A run may stop earlier
+    (``--max-iters``) and resume later on exactly the same path.
+    """
+
+    max_iters: int = 1000
     batch_size: int = 16
+    grad_accum_steps: int = 1  # micro-batches of batch_size per optimizer step
     lr: float = 1e-3
     min_lr: float = 1e-4
-    warmup_steps: int = 100
+    warmup_iters: int = 100
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
-    grad_clip: float = 1.0
+    grad_clip: float = 1.0  # 0 turns clipping off
     log_interval: int = 50
+    eval_interval: int = 250  # also where checkpoints are written
+    eval_iters: int = 20  # validation batches per evaluation
     seed: int = 1337
     device: str = "auto"
+    dtype: Literal["float32", "bfloat16"] = "float32"  # bfloat16: autocast (GPU path)
+    compile: bool = False  # torch.compile the model (GPU path)
+    wandb: bool = False  # also log to Weights & Biases, offline mode
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "batch_size", "log_interval"):
+        positive = ("max_iters", "batch_size", "grad_accum_steps", "log_interval",
+                    "eval_interval", "eval_iters")  # fmt: skip
+        for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if self.warmup_steps < 0:
-            raise ConfigError(f"warmup_steps: must be >= 0, got {self.warmup_steps}")
+        if self.warmup_iters < 0:
+            raise ConfigError(f"warmup_iters: must be >= 0, got {self.warmup_iters}")
         if not 0 <= self.min_lr <= self.lr:
             raise ConfigError(f"min_lr: must be in [0, lr={self.lr}], got {self.min_lr}")
+        if self.grad_clip < 0:
+            raise ConfigError(f"grad_clip: must be >= 0 (0 = off), got {self.grad_clip}")
 
 
 @dataclass
 class DataConfig:
-    """Where the training text comes from and how it becomes token ids."""
+    """Where the training text comes from and how it becomes token ids.
 
-    dataset: Literal["stories"] = "stories"
-    num_stories: int = 2000
-    tokenizer: Literal["bytes"] = "bytes"
-    seed: int = 0
+    ``dataset``: ``builtin`` (the offline stories), ``tinystories``, or a path to a text
+    file or a folder of them. ``size``: tiny, small, medium or full (stories per split).
+    ``tokenizer``: ``bytes`` or a folder with ``vocab.json`` and ``merges.txt``. Token files
+    are built once under ``data_dir``.
+    """
+
+    dataset: str = "builtin"
+    size: Literal["tiny", "small", "medium", "full"] = "small"
+    tokenizer: str = "bytes"
+    data_dir: str = "data"
 
 
 @dataclass

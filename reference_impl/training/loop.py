@@ -1,16 +1,40 @@
-"""A compact training loop: AdamW, warmup + cosine schedule, gradient clipping."""
+"""The reference trainer: AdamW, warmup + cosine, clipping, accumulation, evaluation,
+logging (JSON lines, TensorBoard, optionally Weights & Biases), checkpoints that resume
+exactly, and several processes through ``torchrun`` (DDP)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
-from reference_impl.data.batches import get_batch
+from reference_impl.data import get_batch, open_token_file, prepare, token_dir
 from reference_impl.models.model import TransformerLM
-from reference_impl.training.config import TrainConfig
+from reference_impl.training import distributed
+from reference_impl.training.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+    tokenizer_state,
+)
+from reference_impl.training.config import DataConfig, ExperimentConfig, TrainConfig
 from reference_impl.training.schedule import cosine_lr
+
+
+class TrainError(RuntimeError):
+    """Something the user can fix (an existing run, a config that does not fit a checkpoint)."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -24,43 +48,258 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-def make_optimizer(model: TransformerLM, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (not on biases, norms' gains)."""
+def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on biases and norm gains); the fused
+    CUDA kernel on GPUs."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     groups = [
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    fused = device.type == "cuda"
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
+
+
+def lm_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Mean next-token cross-entropy of logits (B, T, V) against targets (B, T)."""
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+
+
+def load_splits(data: DataConfig, vocab_size: int, d: distributed.Dist) -> dict[str, np.ndarray]:
+    """The train and validation token files, built on first use (by the main process)."""
+    folder = token_dir(data.dataset, data.size, data.tokenizer, data.data_dir)
+    if d.main and not (folder / "validation.json").is_file():
+        prepare(data.dataset, data.size, data.tokenizer, data.data_dir, data.data_dir)
+    distributed.barrier(d)
+    return {
+        split: open_token_file(folder / f"{split}.bin", vocab_size)[0]
+        for split in ("train", "validation")
+    }
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, ids: np.ndarray, cfg: TrainConfig, block: int, device: torch.device,
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]],
+) -> float:  # fmt: skip
+    """Mean loss over ``cfg.eval_iters`` batches, always the same ones (a fixed seed)."""
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    total = 0.0
+    for _ in range(cfg.eval_iters):
+        x, y = get_batch(ids, cfg.batch_size, block, gen)
+        with autocast():
+            total += lm_loss(model(x.to(device)), y.to(device)).item()
+    model.train(was_training)
+    return total / cfg.eval_iters
+
+
+class Metrics:
+    """``metrics.jsonl`` (one JSON object per line), TensorBoard and W&B, main process only."""
+
+    def __init__(self, out: Path, start: int, exp: ExperimentConfig, enabled: bool) -> None:
+        self.enabled = enabled
+        self.path = out / "metrics.jsonl"
+        self.tb: Any = None
+        self.wandb: Any = None
+        if not enabled:
+            return
+        kept = []
+        if start > 0 and self.path.is_file():  # a resumed run drops what came after its checkpoint
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["iter"] < start]  # fmt: skip
+        self.path.write_text("".join(line + "\n" for line in kept))
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tb = SummaryWriter(str(out / "tb"), purge_step=start)
+        if exp.train.wandb:
+            try:
+                import wandb  # type: ignore[import-not-found]
+            except ImportError:
+                raise TrainError("train.wandb: true needs `pip install wandb`") from None
+            self.wandb = wandb.init(mode="offline", dir=str(out), config=asdict(exp))
+
+    def log(self, record: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        step = int(record["iter"])
+        for key, value in record.items():
+            if key != "iter":
+                self.tb.add_scalar(key, value, step)
+        if self.wandb is not None:
+            self.wandb.log(record, step=step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    iters_done: int
+    losses: dict[int, float] = field(default_factory=dict)  # logged iterations only
+    val_loss: float = math.nan
+
+
+def _check_resumable(ckpt: dict[str, Any], exp: ExperimentConfig, path: Path) -> None:
+    saved, wanted = ckpt["model_config"], exp.model.to_dict()
+    diff = [k for k in wanted if saved.get(k) != wanted[k]]
+    if diff:
+        k = diff[0]
+        raise TrainError(
+            f"{path} was trained with model.{k}={saved.get(k)!r}, the config says "
+            f"{wanted[k]!r}: resume with the checkpoint's config or use another --out-dir"
+        )
+
+
+def _iterations(start: int, stop: int, show: bool) -> Iterator[int]:
+    return iter(tqdm(range(start, stop), initial=start, total=stop, disable=not show,
+                     desc="training", leave=False))  # fmt: skip
 
 
 def train(
-    model: TransformerLM,
-    data: Tensor,
-    cfg: TrainConfig,
-    log: Callable[[int, float, float], None] | None = None,
-) -> list[float]:
-    """Train ``model`` on random windows of the 1-D token tensor ``data``; returns the losses.
+    exp: ExperimentConfig,
+    out_dir: str | Path,
+    *,
+    max_iters: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train ``exp``'s model on its data; stop after ``max_iters`` (default: the schedule's
+    ``train.max_iters``). Writes ``out_dir/model.pt`` (every ``eval_interval`` iterations
+    and at the end), ``metrics.jsonl`` and TensorBoard logs under ``out_dir/tb``."""
+    cfg, out = exp.train, Path(out_dir)
+    stop = cfg.max_iters if max_iters is None else max_iters
+    ckpt_path = out / "model.pt"
+    ckpt = None
+    if resume:
+        try:
+            ckpt = load_checkpoint(ckpt_path)
+        except CheckpointError as e:
+            raise TrainError(f"--resume: {e}") from None
+        _check_resumable(ckpt, exp, ckpt_path)
+    elif ckpt_path.exists() and not overwrite:
+        raise TrainError(f"{ckpt_path} exists: pass --resume to continue it, or --overwrite")
 
-    ``log(step, loss, lr)`` is called every ``cfg.log_interval`` steps and at the last one.
-    """
-    device = next(model.parameters()).device
-    gen = torch.Generator().manual_seed(cfg.seed)
-    opt = make_optimizer(model, cfg)
-    model.train()
-    losses = []
-    for step in range(cfg.max_steps):
-        lr = cosine_lr(step, cfg.lr, cfg.min_lr, cfg.warmup_steps, cfg.max_steps)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        x, y = get_batch(data, cfg.batch_size, model.config.context_length, gen)
-        loss = model.loss(x.to(device), y.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        losses.append(loss.item())
-        if log is not None and (step % cfg.log_interval == 0 or step == cfg.max_steps - 1):
-            log(step, losses[-1], lr)
-    return losses
+    d = distributed.setup()
+    try:
+        return _train(exp, cfg, out, stop, ckpt, d, progress, log)
+    finally:
+        distributed.teardown(d)
+
+
+def _train(
+    exp: ExperimentConfig, cfg: TrainConfig, out: Path, stop: int, ckpt: dict[str, Any] | None,
+    d: distributed.Dist, progress: bool, log: Callable[[str], None],
+) -> TrainResult:  # fmt: skip
+    device = resolve_device(cfg.device)
+    if d.enabled and device.type == "cuda":
+        device = torch.device("cuda", d.local_rank)
+    splits = load_splits(exp.data, exp.model.vocab_size, d)
+    torch.manual_seed(cfg.seed + d.rank)
+    model = TransformerLM(exp.model).to(device)
+    opt = make_optimizer(model, cfg, device)
+    gen = torch.Generator().manual_seed(cfg.seed + d.rank)
+    start = 0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        start = int(ckpt["iter"])
+        if d.main:  # other processes keep fresh, distinct streams
+            torch.set_rng_state(ckpt["rng"]["torch"])
+            gen.set_state(ckpt["rng"]["data"])
+    net: nn.Module = model
+    if cfg.compile:
+        net = torch.compile(net)  # type: ignore[assignment]
+    if d.enabled:
+        net = DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    use_bf16 = cfg.dtype == "bfloat16"
+
+    def autocast() -> contextlib.AbstractContextManager[Any]:
+        if use_bf16:
+            return torch.autocast(device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+    metrics = Metrics(out, start, exp, d.main)
+    block = exp.model.context_length
+    tokens_per_iter = cfg.batch_size * block * cfg.grad_accum_steps * d.world_size
+    if d.main:
+        log(f"model: {model.num_parameters():,} parameters on {device} x {d.world_size}; "
+            f"data: {len(splits['train']):,} training tokens ({exp.data.dataset}); "
+            f"{tokens_per_iter:,} tokens per iteration; iterations {start} -> {stop}")  # fmt: skip
+
+    def state(iters_done: int, torch_rng: Tensor, data_rng: Tensor) -> dict[str, Any]:
+        return {
+            "model_config": exp.model.to_dict(), "model": model.state_dict(),
+            "optimizer": opt.state_dict(), "iter": iters_done,
+            "train_config": asdict(cfg), "data_config": asdict(exp.data),
+            "tokenizer": tokenizer_state(exp.data.tokenizer),
+            "rng": {"torch": torch_rng, "data": data_rng},
+        }  # fmt: skip
+
+    result = TrainResult(out, start)
+    net.train()
+    began, it = time.perf_counter(), start
+    rng_at_start = (torch.get_rng_state(), gen.get_state())
+    try:
+        for it in _iterations(start, stop, progress and d.main):
+            rng_at_start = (torch.get_rng_state(), gen.get_state())
+            if it % cfg.eval_interval == 0 and it > 0 and d.main:
+                val = evaluate(model, splits["validation"], cfg, block, device, autocast)
+                metrics.log({"iter": it, "val_loss": val, "val_ppl": math.exp(min(val, 50))})
+            lr = cosine_lr(it, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            loss_sum = 0.0
+            for micro in range(cfg.grad_accum_steps):
+                x, y = get_batch(splits["train"], cfg.batch_size, block, gen)
+                last = micro == cfg.grad_accum_steps - 1
+                sync = contextlib.nullcontext() if last or not d.enabled else net.no_sync()  # type: ignore[operator]
+                with sync, autocast():
+                    loss = lm_loss(net(x.to(device)), y.to(device)) / cfg.grad_accum_steps
+                with sync:
+                    loss.backward()
+                loss_sum += loss.item()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            result.iters_done = it + 1
+            if it % cfg.log_interval == 0 or it == stop - 1:
+                result.losses[it] = loss_sum
+                rate = tokens_per_iter * (it + 1 - start) / (time.perf_counter() - began)
+                metrics.log({"iter": it, "loss": loss_sum, "lr": lr, "tokens_per_s": rate})
+                if d.main:
+                    log(f"iter {it:6d}  loss {loss_sum:.4f}  lr {lr:.2e}  {rate:,.0f} tok/s")
+            if (it + 1) % cfg.eval_interval == 0 and it + 1 < stop and d.main:
+                save_checkpoint(out / "model.pt",
+                                state(it + 1, torch.get_rng_state(), gen.get_state()))  # fmt: skip
+    except KeyboardInterrupt:
+        if d.main:  # keep every finished iteration: resume continues from here
+            save_checkpoint(out / "model.pt", state(result.iters_done, *(
+                (torch.get_rng_state(), gen.get_state()) if result.iters_done > it
+                else rng_at_start)))  # fmt: skip
+            log(f"interrupted: {result.iters_done} iterations saved in {out / 'model.pt'}; "
+                "continue with --resume")  # fmt: skip
+        metrics.close()
+        raise
+    if d.main:
+        result.val_loss = evaluate(model, splits["validation"], cfg, block, device, autocast)
+        metrics.log({"iter": stop, "val_loss": result.val_loss,
+                     "val_ppl": math.exp(min(result.val_loss, 50))})  # fmt: skip
+        save_checkpoint(out / "model.pt", state(stop, torch.get_rng_state(), gen.get_state()))
+    metrics.close()
+    return result
