@@ -146,17 +146,21 @@ def encode(value: Any, depth: int = 0) -> Any:
                                "data": base64.b64encode(data).decode()}}  # fmt: skip
     if value is None or type(value) in (bool, int, float):
         return value
-    if type(value) is str:
+    # Subclasses (a Counter, a namedtuple) become their plain base type, read through the
+    # base type's own methods so that no override of the student's runs.
+    if isinstance(value, str):
         return str.__getitem__(value, slice(MAX_ITEMS))
-    if type(value) in (bytes, bytearray):
-        return {"__bytes__": base64.b64encode(bytes(value)[:MAX_ITEMS]).decode()}
-    if type(value) is list:
+    if isinstance(value, (bytes, bytearray)):
+        data = bytes.__getitem__(bytes(memoryview(value)), slice(MAX_ITEMS))
+        return {"__bytes__": base64.b64encode(data).decode()}
+    if isinstance(value, list):
         return [encode(v, depth + 1) for v in list.__getitem__(value, slice(MAX_ITEMS))]
-    if type(value) is tuple:
-        return {"__tuple__": [encode(v, depth + 1) for v in value[:MAX_ITEMS]]}
-    if type(value) is dict:
-        items = list(dict.items(value))[:MAX_ITEMS]
-        return {"__dict__": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in items]}
+    if isinstance(value, tuple):
+        items = tuple.__getitem__(value, slice(MAX_ITEMS))
+        return {"__tuple__": [encode(v, depth + 1) for v in items]}
+    if isinstance(value, dict):
+        pairs = list(dict.items(value))[:MAX_ITEMS]
+        return {"__dict__": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in pairs]}
     return {"__unsupported__": f"a {type(value).__name__}"}
 
 
