@@ -7,6 +7,7 @@ from reference_impl.models.attention import (
     scaled_dot_product_attention,
 )
 from reference_impl.models.block import TransformerBlock, build_norm
+from reference_impl.models.cache import KVCache, LayerKVCache
 from reference_impl.models.config import ModelConfig
 from reference_impl.models.ffn import MLP, GatedMLP, build_ffn
 from reference_impl.models.hf import UnsupportedHFModel, from_hf_gpt2, from_hf_llama
@@ -23,6 +24,8 @@ from reference_impl.models.positions import (
 __all__ = [
     "MLP",
     "GatedMLP",
+    "KVCache",
+    "LayerKVCache",
     "LayerNorm",
     "ModelConfig",
     "MultiHeadAttention",

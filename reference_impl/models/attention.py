@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from reference_impl.models.cache import LayerKVCache
 from reference_impl.models.config import ModelConfig
 from reference_impl.models.positions import RotaryEmbedding
 
@@ -114,18 +115,27 @@ class MultiHeadAttention(nn.Module):
         self.dropout = config.dropout
         self.use_fused = config.attn_impl == "sdpa"
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, attn_mask: Tensor | None = None, cache: LayerKVCache | None = None
+    ) -> Tensor:
         """x (B, T, d_model) -> (B, T, d_model), causal.
 
-        ``attn_mask`` (broadcastable to (B, H, T, T)) restricts attention further, e.g. to
-        hide padding: boolean True = allowed, or additive floats.
+        ``attn_mask`` (broadcastable to (B, H, T, S)) restricts attention further, e.g. to
+        hide padding: boolean True = allowed, or additive floats. S = T without a cache.
+
+        With ``cache``, x holds the tokens at positions ``cache.length .. cache.length+T-1``:
+        their keys and values are appended to the cache and the queries attend over all
+        S = cache.length + T of them (causal mask aligned bottom-right).
         """
         b, t, _ = x.shape
         q = self.q_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        offset = 0 if cache is None else cache.length
         if self.rope is not None:
-            q, k = self.rope(q), self.rope(k)
+            q, k = self.rope(q, offset), self.rope(k, offset)
+        if cache is not None:
+            k, v = cache.update(k, v)  # (B, Hkv, S, D)
         y = scaled_dot_product_attention(
             q,
             k,

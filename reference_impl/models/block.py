@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from reference_impl.models.attention import MultiHeadAttention
+from reference_impl.models.cache import LayerKVCache
 from reference_impl.models.config import ModelConfig
 from reference_impl.models.ffn import build_ffn
 from reference_impl.models.norms import LayerNorm, RMSNorm
@@ -32,6 +33,8 @@ class TransformerBlock(nn.Module):
         self.ffn = build_ffn(config)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
-        x = x + self.resid_dropout(self.attn(self.attn_norm(x), attn_mask))
+    def forward(
+        self, x: Tensor, attn_mask: Tensor | None = None, cache: LayerKVCache | None = None
+    ) -> Tensor:
+        x = x + self.resid_dropout(self.attn(self.attn_norm(x), attn_mask, cache))
         return x + self.resid_dropout(self.ffn(self.ffn_norm(x)))

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from reference_impl.models.block import TransformerBlock, build_norm
+from reference_impl.models.cache import KVCache
 from reference_impl.models.config import ModelConfig
 from reference_impl.models.positions import RotaryEmbedding, sinusoidal_positions
 
@@ -74,26 +75,46 @@ class TransformerLM(nn.Module):
                 n -= self.pos_emb.weight.numel()
         return n
 
-    def forward(self, idx: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+    def new_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
+        """An empty key/value cache for ``batch_size`` sequences of up to ``max_len`` tokens
+        (default ``context_length``), in the dtype and on the device of the weights."""
+        c, w = self.config, self.tok_emb.weight
+        return KVCache(
+            c.n_layers,
+            batch_size,
+            c.kv_heads,
+            max_len or c.context_length,
+            c.head_size,
+            dtype=w.dtype,
+            device=w.device,
+        )
+
+    def forward(
+        self, idx: Tensor, attn_mask: Tensor | None = None, cache: KVCache | None = None
+    ) -> Tensor:
         """idx (B, T) int64 -> logits (B, T, vocab_size); position t sees tokens <= t only.
 
-        ``attn_mask`` (broadcastable to (B, n_heads, T, T)) restricts attention further.
+        ``attn_mask`` (broadcastable to (B, n_heads, T, S)) restricts attention further.
+        With ``cache`` (from :meth:`new_cache`), idx holds the tokens that follow the
+        ``cache.length`` cached ones: they sit at positions ``cache.length ..`` and attend
+        over S = cache.length + T keys; the cache then holds them too.
         """
         if idx.dim() != 2:
             raise ValueError(f"idx must be (batch, time) token ids, got shape {tuple(idx.shape)}")
-        t = idx.size(1)
-        if t > self.config.context_length:
+        start = 0 if cache is None else cache.length
+        end = start + idx.size(1)
+        if end > self.config.context_length:
             raise ValueError(
-                f"sequence length {t} exceeds context_length={self.config.context_length}"
+                f"sequence length {end} exceeds context_length={self.config.context_length}"
             )
         x = self.tok_emb(idx)  # (B, T, d_model)
         if self.pos_emb is not None:
-            x = x + self.pos_emb(torch.arange(t, device=idx.device))
+            x = x + self.pos_emb(torch.arange(start, end, device=idx.device))
         elif self.pos_table is not None:
-            x = x + self.pos_table[:t].to(x.dtype)
+            x = x + self.pos_table[start:end].to(x.dtype)
         x = self.drop(x)
-        for block in self.blocks:
-            x = block(x, attn_mask)
+        for i, block in enumerate(self.blocks):
+            x = block(x, attn_mask, None if cache is None else cache.layers[i])
         return self.lm_head(self.norm_f(x))
 
     def loss(self, idx: Tensor, targets: Tensor, ignore_index: int = -100) -> Tensor:
@@ -103,7 +124,6 @@ class TransformerLM(nn.Module):
             logits.flatten(0, 1).float(), targets.flatten(), ignore_index=ignore_index
         )
 
-    @torch.no_grad()
     def generate(
         self,
         idx: Tensor,
@@ -114,22 +134,11 @@ class TransformerLM(nn.Module):
     ) -> Tensor:
         """Extend idx (B, T) by ``max_new_tokens`` sampled tokens -> (B, T + max_new_tokens).
 
-        Recomputes the whole (cropped) context at every step; ``temperature=0`` is greedy,
-        ``top_k`` keeps only the k most likely tokens before sampling.
+        ``temperature=0`` is greedy, ``top_k`` keeps only the k most likely tokens before
+        sampling. Uses a KV cache; see :func:`reference_impl.generation.generate` for more.
         """
-        was_training = self.training
-        self.eval()
-        for _ in range(max_new_tokens):
-            logits = self(idx[:, -self.config.context_length :])[:, -1, :]  # (B, V)
-            if temperature == 0.0:
-                next_id = logits.argmax(dim=-1, keepdim=True)
-            else:
-                logits = logits / temperature
-                if top_k is not None:
-                    kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
-                    logits = logits.masked_fill(logits < kth, -math.inf)
-                probs = torch.softmax(logits.float(), dim=-1)
-                next_id = torch.multinomial(probs, 1, generator=generator)
-            idx = torch.cat((idx, next_id), dim=1)
-        self.train(was_training)
-        return idx
+        from reference_impl.generation import generate  # here: generation imports models
+
+        return generate(
+            self, idx, max_new_tokens, temperature=temperature, top_k=top_k, generator=generator
+        )
