@@ -40,6 +40,7 @@ authoring: $(STAMP)
 bench: $(STAMP)
 	$(RUN) python bench/bench_model.py
 	$(RUN) python bench/bench_tokenizer.py
+	$(RUN) python bench/bench_generation.py
 
 clean-venv:
 	rm -rf $(VENV)
