@@ -1,0 +1,171 @@
+"""The course's generation commands: ``scripts/generate.py`` and ``scripts/chat.py``.
+
+Both load a checkpoint written by ``scripts/train.py`` (weights, config and tokenizer).
+Every mistake a user can make (a missing checkpoint, a bad flag value, a prompt longer than
+the context) is one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+import torch
+
+from reference_impl.generation.beam import beam_search
+from reference_impl.generation.decoding import generate
+from reference_impl.models import TransformerLM
+from reference_impl.training.checkpoint import CheckpointError, load_model
+from reference_impl.training.loop import resolve_device
+
+
+class UsageError(ValueError):
+    """A flag value or input the user can fix."""
+
+
+def _sampling_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default="checkpoints/pretrained/model.pt",
+                   help="model.pt written by scripts/train.py (or its folder)")  # fmt: skip
+    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--temperature", type=float, default=0.8, help="0 means greedy")
+    p.add_argument("--top-k", type=int, help="keep the k most likely tokens")
+    p.add_argument("--top-p", type=float, help="keep the smallest set with this probability")
+    p.add_argument("--repetition-penalty", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--no-kv-cache", action="store_true", help="recompute the whole context")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.max_new_tokens < 1:
+        raise UsageError(f"--max-new-tokens: must be >= 1, got {args.max_new_tokens}")
+    if args.temperature < 0:
+        raise UsageError(f"--temperature: must be >= 0 (0 = greedy), got {args.temperature}")
+    if args.top_k is not None and args.top_k < 1:
+        raise UsageError(f"--top-k: must be >= 1, got {args.top_k}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise UsageError(f"--top-p: must be in (0, 1], got {args.top_p}")
+    if args.repetition_penalty <= 0:
+        raise UsageError(f"--repetition-penalty: must be > 0, got {args.repetition_penalty}")
+    if getattr(args, "beams", 1) < 1:
+        raise UsageError(f"--beams: must be >= 1, got {args.beams}")
+
+
+def _load(args: argparse.Namespace) -> tuple[TransformerLM, Any]:
+    try:
+        model, tok, _ = load_model(args.checkpoint, resolve_device(args.device))
+    except RuntimeError as e:  # load_state_dict: weights that do not fit the config
+        if isinstance(e, CheckpointError):
+            raise
+        raise CheckpointError(
+            f"{args.checkpoint}: its weights do not fit its model config ({str(e)[:120]})"
+        ) from None
+    return model, tok
+
+
+def _prompt_ids(tok: Any, text: str, model: TransformerLM) -> torch.Tensor:
+    ids = tok.encode(text)
+    if not ids:
+        raise UsageError("the prompt is empty: give at least one character")
+    limit = model.config.context_length
+    if len(ids) > limit - 1:
+        raise UsageError(
+            f"the prompt is {len(ids)} tokens, the model's context is {limit}: shorten it"
+        )
+    return torch.tensor([ids], device=next(model.parameters()).device)
+
+
+def _continue(
+    model: TransformerLM, idx: torch.Tensor, args: argparse.Namespace,
+    stop: list[list[int]] | None = None,
+) -> torch.Tensor:  # fmt: skip
+    """ids (1, T) -> (1, T + n)."""
+    if getattr(args, "beams", 1) > 1:
+        best = beam_search(model, idx, args.max_new_tokens, args.beams,
+                           use_cache=not args.no_kv_cache)  # fmt: skip
+        assert isinstance(best, torch.Tensor)  # (without return_all)
+        return best
+    gen = torch.Generator(device=idx.device).manual_seed(args.seed)
+    return generate(
+        model, idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+        top_p=args.top_p, repetition_penalty=args.repetition_penalty, stop_sequences=stop,
+        use_cache=not args.no_kv_cache, generator=gen,
+    )  # fmt: skip
+
+
+def _run(main: Callable[[], int]) -> int:
+    try:
+        return main()
+    except (CheckpointError, UsageError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("", file=sys.stderr)
+        return 130
+
+
+def generate_main(argv: list[str] | None = None) -> int:
+    """Print the prompt and its continuation (only that) on stdout."""
+    p = argparse.ArgumentParser(
+        prog="generate.py", description="Continue a prompt with a trained model.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )  # fmt: skip
+    p.add_argument("--prompt", default="Once upon a time")
+    p.add_argument("--beams", type=int, default=1, help="beam search with this many beams")
+    _sampling_flags(p)
+    args = p.parse_args(argv)
+
+    def main() -> int:
+        _check(args)
+        model, tok = _load(args)
+        idx = _prompt_ids(tok, args.prompt, model)
+        out = _continue(model, idx, args)
+        print(f"{out.size(1) - idx.size(1)} tokens generated", file=sys.stderr)
+        print(tok.decode(out[0].tolist()))
+        return 0
+
+    return _run(main)
+
+
+def chat_main(
+    argv: list[str] | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None
+) -> int:
+    """A conversation: each reply continues the history ("User: ..." / "Assistant: ...")
+    that fits in the context window; ``/quit``, ``/exit``, end of input or Ctrl-C end it."""
+    p = argparse.ArgumentParser(
+        prog="chat.py", description="Chat with a trained model (/quit to leave).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )  # fmt: skip
+    _sampling_flags(p)
+    p.set_defaults(max_new_tokens=120)
+    args = p.parse_args(argv)
+    inp, out = stdin or sys.stdin, stdout or sys.stdout
+
+    def main() -> int:
+        _check(args)
+        model, tok = _load(args)
+        limit = model.config.context_length
+        room = max(1, min(args.max_new_tokens, limit // 2))
+        args.max_new_tokens = room
+        stop = [tok.encode("\nUser:")]
+        history = ""
+        print("Chat with the model; /quit to leave.", file=sys.stderr)
+        while True:
+            print("you> ", end="", file=out, flush=True)
+            line = inp.readline()
+            if not line or line.strip() in ("/quit", "/exit"):
+                print("bye", file=out)
+                return 0
+            if not line.strip():
+                continue
+            history += f"User: {line.strip()}\nAssistant:"
+            ids = tok.encode(history)[-(limit - room) :]  # the turns that still fit
+            idx = torch.tensor([ids], device=next(model.parameters()).device)
+            new = _continue(model, idx, args, stop)[0, idx.size(1) :].tolist()
+            reply = tok.decode(new).split("\nUser:")[0].strip()
+            print(f"model> {reply}", file=out, flush=True)
+            history += f" {reply}\n"
+
+    return _run(main)
