@@ -98,17 +98,26 @@ def compare_tensor(what: str, got: Any, expected: Tensor, atol: float, rtol: flo
     return describe_difference(what, got, expected, atol, rtol)
 
 
-def describe_plain_difference(what: str, got: Any, expected: Any) -> str | None:
-    """None if ``got == expected`` (same types too), else the first difference, located."""
+def describe_plain_difference(
+    what: str, got: Any, expected: Any, atol: float = 1e-6, rtol: float = 1e-5
+) -> str | None:
+    """None if ``got`` equals ``expected`` (same types too; tensors and floats within
+    ``atol + rtol * |expected|``), else the first difference, located."""
     if isinstance(got, Unsupported):
         return f"{what}: expected {type(expected).__name__}, got {got.what}"
+    if isinstance(expected, Tensor):
+        return compare_tensor(what, got, expected, atol, rtol)
+    if isinstance(expected, float) and type(got) in (int, float):
+        if abs(got - expected) <= atol + rtol * abs(expected) or got == expected:
+            return None
+        return f"{what}: got {got!r}, expected {expected!r}"
     if type(got) is not type(expected) and not (
         isinstance(expected, (int, float)) and type(got) in (int, float) and got == expected
     ):
         return f"{what}: expected a {type(expected).__name__}, got a {type(got).__name__}"
     if isinstance(expected, (list, tuple)):
         for i, (g, e) in enumerate(zip(got, expected, strict=False)):
-            problem = describe_plain_difference(f"{what}[{i}]", g, e)
+            problem = describe_plain_difference(f"{what}[{i}]", g, e, atol, rtol)
             if problem:
                 return problem
         if len(got) != len(expected):
@@ -122,7 +131,7 @@ def describe_plain_difference(what: str, got: Any, expected: Any) -> str | None:
         if extra:
             return f"{what}: {len(extra)} unexpected keys, e.g. {extra[0]!r}"
         for k, e in expected.items():
-            problem = describe_plain_difference(f"{what}[{k!r}]", got[k], e)
+            problem = describe_plain_difference(f"{what}[{k!r}]", got[k], e, atol, rtol)
             if problem:
                 return problem
         return None
@@ -152,7 +161,7 @@ def verify(case: Case, result: dict[str, Any] | None) -> str | None:
         if problem:
             return problem
     elif case.expected is not None:
-        problem = describe_plain_difference("output", out, case.expected)
+        problem = describe_plain_difference("output", out, case.expected, case.atol, case.rtol)
         if problem:
             return problem
     elif isinstance(out, Unsupported):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from autograder.graders import ITEMS
 from autograder.harness import grade_notebook
@@ -212,3 +213,7 @@ def test_plain_differences_are_located() -> None:
     assert diff("out", {1: 2}, {1: 2, 5: 6}) == "out: 1 keys missing, e.g. 5"
     assert diff("out", [[1]], [(1,)]) == "out[0]: expected a tuple, got a list"
     assert diff("out", {(1, 2): 4}, {(1, 2): 3}) == "out[(1, 2)]: got 4, expected 3"
+    t = torch.tensor([1.0, 2.0])
+    assert diff("out", (t + 1e-8, 0.1 + 1e-9), (t, 0.1)) is None
+    assert diff("out", (t, 0.2), (t, 0.1)) == "out[1]: got 0.2, expected 0.1"
+    assert "out[0]: 1 of 2 values differ" in str(diff("out", (t * 0 + 1, 1.0), (t, 1.0)))

@@ -1,6 +1,13 @@
 """One grader module per notebook; ``ITEMS`` maps each graded item's id to its checks."""
 
-from autograder.graders import attention, block, embeddings, tokenization
+from autograder.graders import (
+    attention,
+    block,
+    embeddings,
+    generation,
+    tokenization,
+    training,
+)
 from autograder.graders.base import Item
 
 ITEMS: dict[str, Item] = {
@@ -8,6 +15,8 @@ ITEMS: dict[str, Item] = {
     **embeddings.ITEMS,
     **block.ITEMS,
     **tokenization.ITEMS,
+    **training.ITEMS,
+    **generation.ITEMS,
 }
 
 __all__ = ["ITEMS", "Item"]
