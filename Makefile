@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(RUN) python scripts/train.py --config configs/small_model.yaml --max-iters 100 --out-dir checkpoints/demo --overwrite
+	$(RUN) python scripts/demo.py
 
 test: $(STAMP)
 	$(RUN) GW_FAST=1 python -m pytest -n 2 --dist loadfile --nbval-lax tests source $(PYTEST_ARGS)
