@@ -217,3 +217,14 @@ def test_plain_differences_are_located() -> None:
     assert diff("out", (t + 1e-8, 0.1 + 1e-9), (t, 0.1)) is None
     assert diff("out", (t, 0.2), (t, 0.1)) == "out[1]: got 0.2, expected 0.1"
     assert "out[0]: 1 of 2 values differ" in str(diff("out", (t * 0 + 1, 1.0), (t, 1.0)))
+
+
+def test_visible_test_comparisons_treat_equal_infinities_as_equal() -> None:
+    from coursekit import describe_difference
+
+    inf = float("inf")
+    masked = torch.tensor([1.0, -inf, inf])
+    assert describe_difference("out", masked.clone(), masked) is None
+    problem = describe_difference("out", torch.tensor([1.0, 0.0, inf]), masked)
+    assert problem is not None and "at index (1,) got 0, expected -inf" in problem
+    assert describe_difference("out", torch.tensor([-inf]), torch.tensor([inf])) is not None
