@@ -197,3 +197,9 @@ def test_cli_help_and_user_errors(data_dir, tmp_path) -> None:  # type: ignore[n
         result = run_cli(*args)
         assert result.returncode == 2, result.stderr
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_wandb_without_the_package_is_a_clear_error(data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # wandb is optional and not among the pinned packages: asking for it says what to install
+    with pytest.raises(TrainError, match=r"train\.wandb: true needs `pip install wandb`"):
+        train(experiment(data_dir, wandb=True, max_iters=2), tmp_path, log=quiet)
