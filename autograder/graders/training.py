@@ -1,7 +1,309 @@
-"""Grader of the training notebook (part4_training)."""
+"""Grader of the training-loop notebook (part4_training): the next-token loss, one AdamW
+step, the learning-rate schedule, gradient clipping and random batches.
+
+Every exercise is a plain function of tensors and numbers. Expected values come from the
+references: ``F.cross_entropy`` for the loss (and autograd for its gradient),
+``torch.optim.AdamW`` (``foreach=False``) started from the case's moments for one AdamW
+step, ``reference_impl.training.cosine_lr`` for the schedule,
+``torch.nn.utils.clip_grad_norm_`` for clipping and ``reference_impl.data.get_batch`` for
+batches. ``clip_grad_norm`` returns ``(list of clipped gradients, total norm before
+clipping as a 0-dim tensor)``, as ``clip_grad_norm_`` does.
+"""
 
 from __future__ import annotations
 
-from autograder.graders.base import Item
+import torch
+import torch.nn.functional as F
+from torch import Tensor
 
-ITEMS: dict[str, Item] = {}
+from autograder.checks import Case, Check
+from autograder.graders.base import Item
+from coursekit import generate_stories
+from reference_impl.data import get_batch as reference_get_batch
+from reference_impl.training import cosine_lr
+
+
+def _rng(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# --- cross_entropy --------------------------------------------------------------------------
+
+
+def _ce_case(logits: Tensor, targets: Tensor, grad: bool = False) -> Case:
+    v = logits.shape[-1]
+    leaf = logits.detach().clone().requires_grad_(grad)
+    loss = F.cross_entropy(leaf.reshape(-1, v), targets.reshape(-1))
+    atol = 1e-4 if logits.dtype == torch.float32 else 1e-9
+    if not grad:
+        return Case([logits, targets], loss.detach(), atol=atol, rtol=1e-6)
+    loss.backward()
+    assert leaf.grad is not None
+    grad_output = torch.tensor(1.0, dtype=logits.dtype)
+    return Case([logits, targets], loss.detach(), grad_args=(0,), grad_output=grad_output,
+                expected_grads=[leaf.grad], atol=atol, rtol=1e-6)  # fmt: skip
+
+
+def _logits(
+    *shape: int, seed: int, scale: float = 2.0, dtype: torch.dtype = torch.float64
+) -> Tensor:
+    return (torch.randn(*shape, generator=_rng(seed), dtype=torch.float64) * scale).to(dtype)
+
+
+def _targets(*shape: int, vocab: int, seed: int) -> Tensor:
+    return torch.randint(vocab, shape, generator=_rng(seed + 1000))
+
+
+def _huge_case() -> Case:
+    logits = _logits(6, 9, seed=4, scale=1.0, dtype=torch.float32).sign() * 1e4
+    logits += _logits(6, 9, seed=5, scale=1e3, dtype=torch.float32)
+    return _ce_case(logits, _targets(6, vocab=9, seed=4))
+
+
+CROSS_ENTROPY_CHECKS = [
+    Check("values on 2-D logits (N, V)", 0.5,
+          lambda: _ce_case(_logits(8, 11, seed=1), _targets(8, vocab=11, seed=1)),
+          "loss = mean over rows of logsumexp(logits) - logits[target]: gather each row's "
+          "target logit"),
+    Check("3-D logits (B, T, V): the mean over all B*T positions", 0.5,
+          lambda: _ce_case(_logits(3, 5, 7, seed=2), _targets(3, 5, vocab=7, seed=2)),
+          "flatten to (B*T, V) and (B*T,), or work on the last axis; average over every "
+          "position, not only over the batch (return a 0-dim tensor)"),
+    Check("gradient of the logits (B, T, V)", 0.5,
+          lambda: _ce_case(_logits(2, 4, 6, seed=3), _targets(2, 4, vocab=6, seed=3), grad=True),
+          "build the loss from torch operations on logits (no .item(), numpy or detach): "
+          "its gradient is (softmax - one_hot) / number of positions"),
+    Check("huge logits (±1e4, float32): finite and right", 0.5, _huge_case,
+          "exp(1e4) overflows: subtract each row's max before exponentiating (log-sum-exp "
+          "trick, or torch.logsumexp); never take the log of a softmax"),
+    Check("a single row", 0.5,
+          lambda: _ce_case(_logits(1, 13, seed=6), _targets(1, vocab=13, seed=6)),
+          "with one row the mean is that row's loss; keep the vocabulary on the last axis"),
+    Check("two classes (V = 2)", 0.5,
+          lambda: _ce_case(_logits(10, 2, seed=7, scale=5.0), _targets(10, vocab=2, seed=7)),
+          "the log-sum-exp runs over the last axis (dim=-1, keepdim where you subtract)"),
+]  # fmt: skip
+
+
+# --- adamw_step -----------------------------------------------------------------------------
+
+
+def torch_adamw_step(
+    param: Tensor,
+    grad: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Step number ``step`` (1-based) of ``torch.optim.AdamW`` from the given moments."""
+    p = torch.nn.Parameter(param.detach().clone())
+    p.grad = grad.detach().clone()
+    opt = torch.optim.AdamW([p], lr=lr, betas=(beta1, beta2), eps=eps,
+                            weight_decay=weight_decay, foreach=False)  # fmt: skip
+    opt.state[p] = {"step": torch.tensor(float(step - 1)),
+                    "exp_avg": exp_avg.detach().clone(),
+                    "exp_avg_sq": exp_avg_sq.detach().clone()}  # fmt: skip
+    opt.step()
+    state = opt.state[p]
+    return p.detach().clone(), state["exp_avg"].clone(), state["exp_avg_sq"].clone()
+
+
+def _adamw_case(
+    shape: tuple[int, ...],
+    seed: int,
+    step: int,
+    lr: float = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.01,
+    grad_scale: float = 1.0,
+    zero_state: bool = False,
+    zero_grad: bool = False,
+    dtype: torch.dtype = torch.float64,
+) -> Case:
+    g = _rng(seed)
+    param = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
+    grad = (torch.randn(shape, generator=g, dtype=torch.float64) * grad_scale).to(dtype)
+    exp_avg = (torch.randn(shape, generator=g, dtype=torch.float64) * 0.1).to(dtype)
+    exp_avg_sq = (torch.rand(shape, generator=g, dtype=torch.float64) * 0.05).to(dtype)
+    if zero_grad:
+        grad = torch.zeros_like(grad)
+    if zero_state:
+        exp_avg, exp_avg_sq = torch.zeros_like(exp_avg), torch.zeros_like(exp_avg_sq)
+    args = [param, grad, exp_avg, exp_avg_sq, step, lr, betas[0], betas[1], eps, weight_decay]
+    expected = torch_adamw_step(*args)  # type: ignore[arg-type]
+    if dtype == torch.float32:
+        return Case(args, expected, atol=1e-6, rtol=1e-5)
+    return Case(args, expected, atol=1e-11, rtol=1e-9)
+
+
+ADAMW_CHECKS = [
+    Check("step 1 from zero moments", 0.5,
+          lambda: _adamw_case((4, 5), seed=1, step=1, zero_state=True),
+          "m = beta1*m + (1-beta1)*g, v = beta2*v + (1-beta2)*g*g; divide m by "
+          "(1 - beta1**step) and v by (1 - beta2**step): at step 1 the update is about "
+          "lr * sign(g)"),
+    Check("step 2 with existing moments", 0.5,
+          lambda: _adamw_case((6,), seed=2, step=2, weight_decay=0.1),
+          "return (new_param, new_exp_avg, new_exp_avg_sq), all updated; bias corrections "
+          "use this step's number (1-based)"),
+    Check("step 1000, betas (0.9, 0.95): bias corrections near 1", 0.5,
+          lambda: _adamw_case((3, 4), seed=3, step=1000, betas=(0.9, 0.95), weight_decay=0.1),
+          "late in training 1 - beta**step is about 1: this checks the moment updates and "
+          "the decoupled decay on their own"),
+    Check("weight decay 0: plain Adam", 0.5,
+          lambda: _adamw_case((5, 3), seed=4, step=3, weight_decay=0.0),
+          "update = lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m / (1 - beta1**step) "
+          "and v_hat = v / (1 - beta2**step)"),
+    Check("strong decoupled weight decay (lr 0.1, weight_decay 0.5)", 0.5,
+          lambda: _adamw_case((4, 4), seed=5, step=4, lr=0.1, weight_decay=0.5),
+          "decoupled: first param = param * (1 - lr*weight_decay), then the Adam update; "
+          "do not add weight_decay*param to the gradient (that is L2, Adam not AdamW) nor "
+          "decay after the update"),
+    Check("zero gradient: decay and momentum still move the parameter", 0.5,
+          lambda: _adamw_case((7,), seed=6, step=10, zero_grad=True, weight_decay=0.1),
+          "with g = 0 the moments shrink (m *= beta1, v *= beta2) and the parameter still "
+          "moves by the bias-corrected momentum and the decay"),
+    Check("tiny gradients (1e-6): eps added after the square root", 0.5,
+          lambda: _adamw_case((8,), seed=7, step=1, lr=1e-2, grad_scale=1e-6, zero_state=True,
+                              weight_decay=0.0),
+          "the denominator is sqrt(v_hat) + eps, not sqrt(v_hat + eps): with gradients of "
+          "1e-6 the difference is a factor of 100"),
+    Check("float32 parameter of a GPT-sized shape", 0.5,
+          lambda: _adamw_case((64, 48), seed=8, step=7, weight_decay=0.1, dtype=torch.float32),
+          "work with tensor operations on the given dtype; return new tensors of the "
+          "parameter's shape"),
+]  # fmt: skip
+
+
+# --- lr_at ----------------------------------------------------------------------------------
+
+
+def _lr_case(
+    it: int, max_lr: float = 6e-4, min_lr: float = 6e-5, warmup: int = 100, max_iters: int = 1100
+) -> Case:
+    expected = float(cosine_lr(it, max_lr, min_lr, warmup, max_iters))
+    return Case([it, max_lr, min_lr, warmup, max_iters], expected, atol=1e-15, rtol=1e-9)
+
+
+LR_CHECKS = [
+    Check("first iteration (it = 0): max_lr / warmup_iters", 0.5, lambda: _lr_case(0),
+          "warmup is linear from max_lr/warmup_iters at it = 0: lr = max_lr * (it + 1) / "
+          "warmup_iters (never 0, or the first step is wasted)"),
+    Check("last warmup iteration (it = warmup_iters - 1): max_lr", 0.5, lambda: _lr_case(99),
+          "the warmup reaches max_lr at it = warmup_iters - 1: use (it + 1) / warmup_iters"),
+    Check("it = warmup_iters: the cosine starts at max_lr", 0.5, lambda: _lr_case(100),
+          "after warmup, progress = (it - warmup_iters) / (max_iters - warmup_iters) goes "
+          "from 0 to 1; lr = min_lr + 0.5 * (max_lr - min_lr) * (1 + cos(pi * progress))"),
+    Check("the middle of the cosine: (max_lr + min_lr) / 2", 0.5, lambda: _lr_case(600),
+          "the cosine spans max_iters - warmup_iters iterations, not max_iters, and ends at "
+          "min_lr, not 0"),
+    Check("three quarters into the cosine", 0.5, lambda: _lr_case(850, max_lr=1e-3, min_lr=0.0),
+          "progress = (it - warmup_iters) / (max_iters - warmup_iters); "
+          "lr = min_lr + 0.5 * (max_lr - min_lr) * (1 + cos(pi * progress))"),
+    Check("it = max_iters: min_lr", 0.5, lambda: _lr_case(1100),
+          "at max_iters the cosine has reached min_lr"),
+    Check("after max_iters: stays at min_lr", 0.5, lambda: _lr_case(1500),
+          "for it >= max_iters return min_lr: the cosine would rise again"),
+    Check("warmup_iters = 0: the cosine from the first iteration", 0.5,
+          lambda: _lr_case(250, max_lr=3e-4, min_lr=3e-5, warmup=0, max_iters=1000),
+          "with no warmup the cosine starts at it = 0 (do not divide by warmup_iters when "
+          "it is 0)"),
+]  # fmt: skip
+
+
+# --- clip_grad_norm -------------------------------------------------------------------------
+
+
+def _clip_case(grads: list[Tensor], max_norm: float) -> Case:
+    params = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g.clone()
+    norm = torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=False)
+    clipped = [p.grad.clone() for p in params if p.grad is not None]
+    atol = 1e-9 if grads[0].dtype == torch.float64 else 1e-6
+    return Case([[g.clone() for g in grads], max_norm], (clipped, norm.detach()), atol=atol,
+                rtol=1e-6)  # fmt: skip
+
+
+def _grads(shapes: list[tuple[int, ...]], seed: int, scale: float = 1.0,
+           dtype: torch.dtype = torch.float64) -> list[Tensor]:  # fmt: skip
+    g = _rng(seed)
+    return [(torch.randn(s, generator=g, dtype=torch.float64) * scale).to(dtype) for s in shapes]
+
+
+CLIP_CHECKS = [
+    Check("below the threshold: unchanged", 0.5,
+          lambda: _clip_case(_grads([(3, 4), (4,)], seed=1, scale=0.1), 5.0),
+          "the coefficient max_norm / (total_norm + 1e-6) is clamped to at most 1: small "
+          "gradients are never scaled up"),
+    Check("above the threshold: scaled to max_norm", 0.5,
+          lambda: _clip_case(_grads([(5, 5)], seed=2, scale=3.0), 1.0),
+          "multiply every gradient by max_norm / (total_norm + 1e-6)"),
+    Check("several tensors: one global norm", 0.5,
+          lambda: _clip_case(_grads([(4, 6), (6,), (2, 3, 5), (1,)], seed=3, scale=2.0), 2.0),
+          "total_norm = sqrt(sum over ALL tensors of the sum of squares), and every tensor "
+          "is scaled by the same coefficient (not each by its own norm)"),
+    Check("the norm returned is the norm before clipping", 0.5,
+          lambda: _clip_case(_grads([(10,), (3, 3)], seed=4, scale=10.0), 0.5),
+          "return (clipped_grads, total_norm) with total_norm measured before clipping, "
+          "as a 0-dim tensor"),
+    Check("all-zero gradients", 0.5,
+          lambda: _clip_case([torch.zeros(3, 3, dtype=torch.float64),
+                              torch.zeros(2, dtype=torch.float64)], 1.0),
+          "the total norm is 0: the 1e-6 in the denominator (and the clamp to 1) avoid a "
+          "division by zero; the gradients stay zero"),
+    Check("huge gradients (1e15, float32)", 0.5,
+          lambda: _clip_case(_grads([(8, 8), (8,)], seed=5, scale=1e15, dtype=torch.float32),
+                             1.0),
+          "a loss spike: scale by max_norm / (total_norm + 1e-6) and return new tensors of "
+          "the gradients' dtype"),
+]  # fmt: skip
+
+
+# --- get_batch ------------------------------------------------------------------------------
+
+
+def _story_bytes() -> Tensor:
+    return torch.tensor(list(" ".join(generate_stories(5, 11)).encode()), dtype=torch.int64)
+
+
+def _batch_case(data: Tensor, batch_size: int, block_size: int, seed: int) -> Case:
+    expected = reference_get_batch(data, batch_size, block_size, _rng(seed))
+    return Case([data, batch_size, block_size, seed], tuple(expected))
+
+
+BATCH_CHECKS = [
+    Check("windows of a story's bytes", 0.5, lambda: _batch_case(_story_bytes(), 4, 8, 0),
+          "starts = torch.randint(len(data) - block_size, (batch_size,), "
+          "generator=torch.Generator().manual_seed(seed)); x[i] = data[s:s+block_size]"),
+    Check("y is x shifted by one", 0.5,
+          lambda: _batch_case(torch.arange(1000, 1200), 8, 16, 1),
+          "y[i] = data[s+1 : s+1+block_size]: the target of x[i, t] is the next token"),
+    Check("the last window is reachable, none out of bounds", 0.5,
+          lambda: _batch_case(torch.arange(50, 62), 16, 10, 2),
+          "starts = torch.randint(len(data) - block_size, ...): the last window starts at "
+          "len(data) - block_size - 1 (its target ends at the last token)"),
+    Check("uint8 data: x and y are int64", 0.5,
+          lambda: _batch_case(_story_bytes().to(torch.uint8), 3, 12, 3),
+          "return int64 tensors (.long()) whatever the data's dtype: embeddings and "
+          "cross-entropy need int64 ids"),
+    Check("batch size 1", 0.5, lambda: _batch_case(_story_bytes(), 1, 32, 4),
+          "the shapes are (batch_size, block_size) even for batch_size = 1"),
+    Check("block size 1", 0.5, lambda: _batch_case(_story_bytes(), 6, 1, 5),
+          "one input and one target token per row: shapes (batch_size, 1)"),
+]  # fmt: skip
+
+
+ITEMS: dict[str, Item] = {
+    "training.cross_entropy": Item("cross_entropy", CROSS_ENTROPY_CHECKS),
+    "training.get_batch": Item("get_batch", BATCH_CHECKS),
+    "training.adamw_step": Item("adamw_step", ADAMW_CHECKS),
+    "training.lr_at": Item("lr_at", LR_CHECKS),
+    "training.clip_grad_norm": Item("clip_grad_norm", CLIP_CHECKS),
+}

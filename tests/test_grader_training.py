@@ -1,0 +1,225 @@
+"""The grader of the training-loop notebook: the source notebook gets full marks, other
+correct answers too, each realistic mistake loses exactly the points it should with a
+message that names it, and the grader's expected values agree with independent peers
+(``torch.optim.AdamW`` over many steps, ``clip_grad_norm_`` and ``F.cross_entropy`` against
+formulas written out here).
+
+To stay within the time budget, answers to different exercises share one sandbox run: run
+k replaces each exercise's solution cell by its k-th answer (cells are graded independently,
+which ``test_untouched_cells_keep_full_marks`` checks; no answer calls another exercise's
+function).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from autograder.checks import Check
+from autograder.graders import ITEMS
+from autograder.graders.training import (
+    ADAMW_CHECKS,
+    BATCH_CHECKS,
+    CLIP_CHECKS,
+    CROSS_ENTROPY_CHECKS,
+    LR_CHECKS,
+    torch_adamw_step,
+)
+from autograder.harness import CellReport, grade_notebook
+from autograder.sandbox import Limits
+
+from .conftest import REPO
+from .fixtures.training_mistakes import (
+    ADAMW_MISTAKES,
+    CLIP_MISTAKES,
+    CROSS_ENTROPY_MISTAKES,
+    GET_BATCH_MISTAKES,
+    LR_AT_MISTAKES,
+)
+
+SOURCE = REPO / "source/part4_training/training_loop.ipynb"
+LIMITS = Limits(step_timeout=8.0, memory_bytes=3 << 30)
+
+# solution cell -> (its test cell, its item, the cell's points, answers)
+EXERCISES = {
+    "cross_entropy": ("cross_entropy_tests", "training.cross_entropy", 3.0,
+                      CROSS_ENTROPY_MISTAKES),
+    "get_batch": ("get_batch_tests", "training.get_batch", 3.0, GET_BATCH_MISTAKES),
+    "adamw_step": ("adamw_step_tests", "training.adamw_step", 4.0, ADAMW_MISTAKES),
+    "lr_at": ("lr_at_tests", "training.lr_at", 4.0, LR_AT_MISTAKES),
+    "clip_grad_norm": ("clip_grad_norm_tests", "training.clip_grad_norm", 3.0, CLIP_MISTAKES),
+}  # fmt: skip
+ANSWERS = [(cell, name) for cell, ex in EXERCISES.items() for name in ex[3]]
+RUNS = max(len(ex[3]) for ex in EXERCISES.values())
+
+Reports = dict[str, CellReport]
+
+
+def failed(cell: CellReport) -> dict[str, str]:
+    return {c.name: c.message for c in cell.checks if not c.passed}
+
+
+@pytest.fixture(scope="module")
+def source_report() -> Reports:
+    return {c.grade_id: c for c in grade_notebook(SOURCE, LIMITS).cells}
+
+
+@pytest.fixture(scope="module")
+def graded_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], Reports]:
+    """Run k of the answers, graded once and kept for the module."""
+    cache: dict[int, Reports] = {}
+
+    def run(k: int) -> Reports:
+        if k not in cache:
+            nb = nbformat.read(str(SOURCE), as_version=4)
+            for cell in nb.cells:
+                ex = EXERCISES.get(cell.metadata.get("nbgrader", {}).get("grade_id"))
+                if ex is not None and k < len(ex[3]):
+                    cell.source = list(ex[3].values())[k][0]
+            path = Path(tmp_path_factory.mktemp(f"run{k}")) / "training_loop.ipynb"
+            nbformat.write(nb, str(path))
+            cache[k] = {c.grade_id: c for c in grade_notebook(path, LIMITS).cells}
+        return cache[k]
+
+    return run
+
+
+def test_source_notebook_gets_full_marks(source_report: Reports) -> None:
+    assert set(source_report) == {ex[0] for ex in EXERCISES.values()}
+    for test_cell, item, points, _ in EXERCISES.values():
+        cell = source_report[test_cell]
+        assert cell.item == item
+        assert cell.max_points == points == ITEMS[item].points
+        assert cell.points == points and not cell.flags and not cell.error, failed(cell)
+
+
+def test_items_have_five_checks_or_more() -> None:
+    for _, item, _, answers in EXERCISES.values():
+        assert len(ITEMS[item].checks) >= 5
+        assert all(0.5 <= c.points <= 1.0 and c.hint for c in ITEMS[item].checks)
+        assert sum(1 for _, pts, _ in answers.values() if pts < ITEMS[item].points) >= 3
+
+
+@pytest.mark.parametrize(("cell", "name"), ANSWERS, ids=[f"{c}-{n}" for c, n in ANSWERS])
+def test_answers_score_exactly(graded_run: Callable[[int], Reports], cell: str, name: str) -> None:
+    test_cell, _, _, answers = EXERCISES[cell]
+    _, expected, message = answers[name]
+    report = graded_run(list(answers).index(name))[test_cell]
+    assert report.points == expected, failed(report)
+    assert not report.flags and not report.error, (report.flags, report.error)
+    if message is not None:
+        assert any(message in m for m in failed(report).values()), failed(report)
+
+
+def test_untouched_cells_keep_full_marks(graded_run: Callable[[int], Reports]) -> None:
+    for k in range(RUNS):
+        for test_cell, _, points, answers in EXERCISES.values():
+            if k >= len(answers):
+                assert graded_run(k)[test_cell].points == points
+
+
+# --- the grader's expected values against independent peers ---------------------------------
+
+
+def _adamw_formula(param, grad, m, v, step, lr, beta1, beta2, eps, wd):  # type: ignore[no-untyped-def]
+    """AdamW as written in Loshchilov & Hutter (2019), with PyTorch's order of operations."""
+    param = param * (1 - lr * wd)
+    m = beta1 * m + (1 - beta1) * grad
+    v = beta2 * v + (1 - beta2) * grad * grad
+    m_hat, v_hat = m / (1 - beta1**step), v / (1 - beta2**step)
+    return param - lr * m_hat / (v_hat.sqrt() + eps), m, v
+
+
+@pytest.mark.parametrize("check", ADAMW_CHECKS, ids=lambda c: c.name)
+def test_adamw_expected_matches_the_formula(check: Check) -> None:
+    case = check.build()
+    peer = _adamw_formula(*case.args)
+    for got, want in zip(case.expected, peer, strict=True):
+        torch.testing.assert_close(got, want, atol=case.atol, rtol=case.rtol)
+
+
+def test_adamw_helper_and_formula_follow_torch_for_60_steps() -> None:
+    """Repeated single steps from the carried state (grader helper and formula) stay with
+    one torch.optim.AdamW run over 60 steps of changing gradients."""
+    g = torch.Generator().manual_seed(0)
+    p = torch.nn.Parameter(torch.randn(6, 5, generator=g, dtype=torch.float64))
+    opt = torch.optim.AdamW([p], lr=3e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
+    mine = helper = (p.detach().clone(), torch.zeros_like(p), torch.zeros_like(p))
+    for step in range(1, 61):
+        grad = torch.randn(6, 5, generator=g, dtype=torch.float64) * 10 ** (step % 5 - 2)
+        p.grad = grad.clone()
+        opt.step()
+        mine = _adamw_formula(mine[0], grad, mine[1], mine[2], step, 3e-3, 0.9, 0.95, 1e-8, 0.1)
+        helper = torch_adamw_step(helper[0], grad, helper[1], helper[2], step, 3e-3, 0.9, 0.95,
+                                  1e-8, 0.1)  # fmt: skip
+        for state in (mine, helper):
+            torch.testing.assert_close(state[0], p.detach(), atol=1e-12, rtol=1e-10)
+    state = opt.state[p]
+    for carried in (mine, helper):
+        torch.testing.assert_close(carried[1], state["exp_avg"], atol=1e-12, rtol=1e-10)
+        torch.testing.assert_close(carried[2], state["exp_avg_sq"], atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.parametrize("check", CLIP_CHECKS, ids=lambda c: c.name)
+def test_clipping_matches_the_formula(check: Check) -> None:
+    case = check.build()
+    grads, max_norm = case.args
+    clipped, norm = case.expected
+    total = math.sqrt(sum(float((x.double() ** 2).sum()) for x in grads))
+    coef = min(1.0, max_norm / (total + 1e-6))
+    assert norm.shape == () and abs(float(norm) - total) <= 1e-5 * total + 1e-9
+    for got, x in zip(clipped, grads, strict=True):
+        torch.testing.assert_close(got.double(), x.double() * coef, atol=1e-9, rtol=1e-5)
+    assert all(a.dtype == b.dtype for a, b in zip(clipped, grads, strict=True))
+
+
+@pytest.mark.parametrize("check", CROSS_ENTROPY_CHECKS, ids=lambda c: c.name)
+def test_cross_entropy_matches_the_formula(check: Check) -> None:
+    """The mean of -log p(target), from a log-softmax written out in float64."""
+    case = check.build()
+    logits, targets = case.args
+    z = logits.double().reshape(-1, logits.shape[-1])
+    t = targets.reshape(-1)
+    m = z.max(dim=1, keepdim=True).values
+    log_p = z - m - (z - m).exp().sum(dim=1, keepdim=True).log()
+    peer = -log_p[torch.arange(len(t)), t].mean()
+    assert torch.isfinite(case.expected)
+    torch.testing.assert_close(case.expected.double(), peer, atol=case.atol, rtol=1e-6)
+    if case.grad_args:
+        one_hot = torch.nn.functional.one_hot(t, z.shape[1]).double()
+        grad = (log_p.exp() - one_hot) / len(t)
+        torch.testing.assert_close(case.expected_grads[0].reshape(grad.shape).double(), grad,
+                                   atol=1e-12, rtol=1e-9)  # fmt: skip
+
+
+@pytest.mark.parametrize("check", LR_CHECKS, ids=lambda c: c.name)
+def test_schedule_matches_the_formula(check: Check) -> None:
+    case = check.build()
+    it, max_lr, min_lr, warmup, max_iters = case.args
+    if it < warmup:
+        peer = max_lr * (it + 1) / warmup
+    elif it >= max_iters:
+        peer = min_lr
+    else:
+        angle = math.pi * (it - warmup) / (max_iters - warmup)
+        peer = min_lr + (max_lr - min_lr) * math.cos(angle / 2) ** 2
+    assert isinstance(case.expected, float) and case.expected == pytest.approx(peer, rel=1e-12)
+
+
+@pytest.mark.parametrize("check", BATCH_CHECKS, ids=lambda c: c.name)
+def test_batches_are_the_drawn_windows(check: Check) -> None:
+    case = check.build()
+    data, batch_size, block_size, seed = case.args
+    x, y = case.expected
+    starts = torch.randint(len(data) - block_size, (batch_size,),
+                           generator=torch.Generator().manual_seed(seed))  # fmt: skip
+    assert x.shape == y.shape == (batch_size, block_size)
+    assert x.dtype == y.dtype == torch.int64
+    for i, s in enumerate(starts.tolist()):
+        assert x[i].tolist() == data[s : s + block_size].tolist()
+        assert y[i].tolist() == data[s + 1 : s + 1 + block_size].tolist()
