@@ -40,6 +40,7 @@ from .fixtures.training_mistakes import (
     CROSS_ENTROPY_MISTAKES,
     GET_BATCH_MISTAKES,
     LR_AT_MISTAKES,
+    TRAIN_STEP_MISTAKES,
 )
 
 SOURCE = REPO / "source/part4_training/training_loop.ipynb"
@@ -53,6 +54,7 @@ EXERCISES = {
     "adamw_step": ("adamw_step_tests", "training.adamw_step", 4.0, ADAMW_MISTAKES),
     "lr_at": ("lr_at_tests", "training.lr_at", 4.0, LR_AT_MISTAKES),
     "clip_grad_norm": ("clip_grad_norm_tests", "training.clip_grad_norm", 3.0, CLIP_MISTAKES),
+    "train_step": ("train_step_tests", "training.train_step", 4.0, TRAIN_STEP_MISTAKES),
 }  # fmt: skip
 ANSWERS = [(cell, name) for cell, ex in EXERCISES.items() for name in ex[3]]
 RUNS = max(len(ex[3]) for ex in EXERCISES.values())
@@ -119,8 +121,24 @@ def test_answers_score_exactly(graded_run: Callable[[int], Reports], cell: str, 
 def test_untouched_cells_keep_full_marks(graded_run: Callable[[int], Reports]) -> None:
     for k in range(RUNS):
         for test_cell, _, points, answers in EXERCISES.values():
-            if k >= len(answers):
+            # the source's train_step calls the student's other functions (see below)
+            if k >= len(answers) and test_cell != "train_step_tests":
                 assert graded_run(k)[test_cell].points == points
+
+
+def test_train_step_is_built_from_the_students_own_pieces(tmp_path: Path) -> None:
+    """The source solution of train_step with a wrong lr_at above it loses the points of
+    the iterations whose learning rate that changes: the exercise composes the student's
+    functions, as the notebook says."""
+    nb = nbformat.read(str(SOURCE), as_version=4)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "lr_at":
+            cell.source = LR_AT_MISTAKES["decays_to_zero"][0]
+    path = tmp_path / "training_loop.ipynb"
+    nbformat.write(nb, str(path))
+    cells = {c.grade_id: c for c in grade_notebook(path, LIMITS).cells}
+    assert cells["lr_at_tests"].points == LR_AT_MISTAKES["decays_to_zero"][1]
+    assert 0 < cells["train_step_tests"].points < 4.0
 
 
 # --- the grader's expected values against independent peers ---------------------------------

@@ -1,5 +1,6 @@
 """Grader of the training-loop notebook (part4_training): the next-token loss, one AdamW
-step, the learning-rate schedule, gradient clipping and random batches.
+step, the learning-rate schedule, gradient clipping, random batches, and one whole training
+iteration of a bigram model built from those pieces.
 
 Every exercise is a plain function of tensors and numbers. Expected values come from the
 references: ``F.cross_entropy`` for the loss (and autograd for its gradient),
@@ -300,10 +301,71 @@ BATCH_CHECKS = [
 ]  # fmt: skip
 
 
+# --- train_step -----------------------------------------------------------------------------
+
+
+def reference_train_step(
+    W: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, x: Tensor, y: Tensor, it: int,
+    max_lr: float, min_lr: float, warmup_iters: int, max_iters: int, max_norm: float,
+    weight_decay: float,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    """Iteration ``it`` (0-based) of a bigram LM (logits = W[x]) with the peers' pieces:
+    ``F.cross_entropy``, ``clip_grad_norm_``, ``cosine_lr`` and ``torch.optim.AdamW`` (betas 0.9,
+    0.95, eps 1e-8) at step it + 1. Returns (loss before the update, W, exp_avg, exp_avg_sq)."""
+    p = torch.nn.Parameter(W.detach().clone())
+    loss = F.cross_entropy(p[x].flatten(0, 1), y.flatten())  # in W's dtype
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p], max_norm, foreach=False)
+    lr = cosine_lr(it, max_lr, min_lr, warmup_iters, max_iters)
+    assert p.grad is not None
+    new_w, m, v = torch_adamw_step(p, p.grad, exp_avg, exp_avg_sq, it + 1, lr, 0.9, 0.95, 1e-8,
+                                   weight_decay)  # fmt: skip
+    return loss.detach(), new_w, m, v
+
+
+def _step_case(
+    it: int, seed: int, vocab: int = 12, batch: int = 3, t: int = 7, scale: float = 0.5,
+    fresh: bool = False, max_norm: float = 1.0, weight_decay: float = 0.1,
+    max_iters: int = 100, warmup_iters: int = 10,
+) -> Case:  # fmt: skip
+    g = _rng(seed)
+    W = torch.randn(vocab, vocab, generator=g, dtype=torch.float64) * scale
+    m = torch.zeros_like(W) if fresh else torch.randn(vocab, vocab, generator=g,
+                                                      dtype=torch.float64) * 0.01  # fmt: skip
+    v = torch.zeros_like(W) if fresh else torch.rand(vocab, vocab, generator=g,
+                                                     dtype=torch.float64) * 1e-3  # fmt: skip
+    x = torch.randint(0, vocab, (batch, t), generator=g)
+    y = torch.randint(0, vocab, (batch, t), generator=g)
+    args = [W, m, v, x, y, it, 1e-2, 1e-3, warmup_iters, max_iters, max_norm, weight_decay]
+    return Case(args, reference_train_step(*args), atol=1e-10, rtol=1e-8)  # type: ignore[arg-type]
+
+
+TRAIN_STEP_CHECKS = [
+    Check("the first iteration (step 1, warmup, fresh moments)", 1.0,
+          lambda: _step_case(0, 1, fresh=True),
+          "loss = cross_entropy(W[x], y); backward; clip; lr = lr_at(it, ...); "
+          "adamw_step(..., step=it + 1, ...): the step count starts at 1"),
+    Check("an iteration in the middle of the cosine", 1.0, lambda: _step_case(55, 2),
+          "the learning rate of THIS iteration: lr_at(it, ...), not it + 1"),
+    Check("clipping when the gradient is large", 0.5,
+          lambda: _step_case(20, 3, scale=8.0, max_norm=0.05),
+          "clip the gradient (to max_norm) before the AdamW step"),
+    Check("no clipping below max_norm, no weight decay", 0.5,
+          lambda: _step_case(30, 4, max_norm=1e6, weight_decay=0.0),
+          "clipping never scales a small gradient; weight_decay goes to adamw_step"),
+    Check("the loss is measured before the update", 0.5, lambda: _step_case(12, 5, scale=2.0),
+          "return the loss computed with the weights you started from, detached"),
+    Check("one sequence of one token, after the schedule", 0.5,
+          lambda: _step_case(150, 6, batch=1, t=1),
+          "the shapes work for B = T = 1; after max_iters the rate stays at min_lr"),
+]  # fmt: skip
+
+
 ITEMS: dict[str, Item] = {
     "training.cross_entropy": Item("cross_entropy", CROSS_ENTROPY_CHECKS),
     "training.get_batch": Item("get_batch", BATCH_CHECKS),
     "training.adamw_step": Item("adamw_step", ADAMW_CHECKS),
     "training.lr_at": Item("lr_at", LR_CHECKS),
     "training.clip_grad_norm": Item("clip_grad_norm", CLIP_CHECKS),
+    "training.train_step": Item("train_step", TRAIN_STEP_CHECKS),
 }
