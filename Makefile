@@ -40,7 +40,6 @@ authoring: $(STAMP)
 bench: $(STAMP)
 	$(RUN) python bench/bench_model.py
 	$(RUN) python bench/bench_tokenizer.py
-	$(RUN) python bench/bench_generation.py
 	$(RUN) python bench/bench_train.py
 
 clean-venv:

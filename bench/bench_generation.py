@@ -36,26 +36,19 @@ def tokens_per_second(run: Callable[[], torch.Tensor], new_tokens: int, repeats:
     return new_tokens / best
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--config", default="configs/small_model.yaml")
-    p.add_argument("--prompt-tokens", type=int, default=16)
-    p.add_argument("--new-tokens", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
+def run(config: str, prompt_tokens: int = 16, new_tokens: int = 256, repeats: int = 3) -> None:
+    """Print the table: greedy tokens/s with and without the KV cache, ours and HF's."""
     torch.manual_seed(0)
-    cfg = load_experiment(args.config).model
-    total = args.prompt_tokens + args.new_tokens
+    cfg = load_experiment(config).model
+    total = prompt_tokens + new_tokens
     cfg = replace(cfg, context_length=max(cfg.context_length, total))
     hf = hf_twin(cfg).eval()
     hf.generation_config.eos_token_id = None  # no early stop: exactly n tokens, as ours
     manual = from_hf_llama(hf)
     fused = TransformerLM(replace(manual.config, attn_impl="sdpa")).eval()
     fused.load_state_dict(manual.state_dict())
-    prompt = torch.randint(1, cfg.vocab_size, (1, args.prompt_tokens))
-    n = args.new_tokens
+    prompt = torch.randint(1, cfg.vocab_size, (1, prompt_tokens))
+    n = new_tokens
 
     def run_ours(model: TransformerLM, use_cache: bool) -> Callable[[], torch.Tensor]:
         return lambda: generate(model, prompt, n, temperature=0.0, use_cache=use_cache)
@@ -68,9 +61,9 @@ def main() -> None:
 
     with torch.no_grad():
         same = torch.equal(run_ours(manual, True)(), run_hf(True)())
-    print(f"config {args.config}: {manual.num_parameters():,} parameters, batch 1, "
-          f"prompt {args.prompt_tokens} + {n} greedy tokens, context_length "
-          f"{cfg.context_length}, {args.threads} threads, torch {torch.__version__}; "
+    print(f"config {config}: {manual.num_parameters():,} parameters, batch 1, "
+          f"prompt {prompt_tokens} + {n} greedy tokens, context_length "
+          f"{cfg.context_length}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
           f"greedy ids equal to Hugging Face: {same}")  # fmt: skip
     print(f"{'model':40s} {'KV cache':>9s} {'tokens/s':>10s}")
     rows = [
@@ -81,9 +74,21 @@ def main() -> None:
         ("transformers LlamaForCausalLM (sdpa)", True, run_hf(True)),
         ("transformers LlamaForCausalLM (sdpa)", False, run_hf(False)),
     ]
-    for name, use_cache, run in rows:
-        tps = tokens_per_second(run, n, args.repeats)
+    for name, use_cache, call in rows:
+        tps = tokens_per_second(call, n, repeats)
         print(f"{name:40s} {'yes' if use_cache else 'no':>9s} {tps:10,.0f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--config", default="configs/small_model.yaml")
+    p.add_argument("--prompt-tokens", type=int, default=16)
+    p.add_argument("--new-tokens", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    run(args.config, args.prompt_tokens, args.new_tokens, args.repeats)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
    config's shape, batch and context, in one process on the same batches: the reference
    model as configured (RoPE, RMSNorm, SwiGLU, GQA), the reference model in GPT-2 form, and
    Hugging Face ``GPT2LMHeadModel`` of the same shape holding the same weights.
-2. The small config trained for ``--minutes`` of wall-clock time on ``tinyshakespeare.txt``
+2. Generation tokens/s with and without the KV cache at 256 new tokens (bench_generation.py).
+3. The small config trained for ``--minutes`` of wall-clock time on ``tinyshakespeare.txt``
    at the character (byte) level with the reference trainer (the schedule's length is set
    from the measured speed so that it ends on time), and the validation loss it reaches,
    beside nanoGPT's published CPU result for its shakespeare_char config (about 1.88 after
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from bench_generation import run as generation_benchmark  # run as a script: bench/ on sys.path
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -117,6 +119,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     throughput(args.config, args.steps)
+    print()
+    generation_benchmark(args.config, new_tokens=256)
     timed_run(args.config, args.data, args.minutes)
 
 
