@@ -3,17 +3,25 @@
 from autograder.graders import (
     attention,
     block,
+    efficient_attention,
     embeddings,
     generation,
+    moe,
+    rnn,
     tokenization,
     training,
+    vanishing_gradients,
 )
 from autograder.graders.base import Item
 
 ITEMS: dict[str, Item] = {
+    **rnn.ITEMS,
+    **vanishing_gradients.ITEMS,
     **attention.ITEMS,
     **embeddings.ITEMS,
     **block.ITEMS,
+    **efficient_attention.ITEMS,
+    **moe.ITEMS,
     **tokenization.ITEMS,
     **training.ITEMS,
     **generation.ITEMS,
