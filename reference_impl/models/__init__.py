@@ -12,6 +12,7 @@ from reference_impl.models.config import ModelConfig
 from reference_impl.models.ffn import MLP, GatedMLP, build_ffn
 from reference_impl.models.hf import UnsupportedHFModel, from_hf_gpt2, from_hf_llama
 from reference_impl.models.model import TransformerLM
+from reference_impl.models.moe import MoELayer, from_hf_mixtral_moe
 from reference_impl.models.norms import LayerNorm, RMSNorm
 from reference_impl.models.positions import (
     RotaryEmbedding,
@@ -20,17 +21,31 @@ from reference_impl.models.positions import (
     rotate_half,
     sinusoidal_positions,
 )
+from reference_impl.models.recurrent import LSTM, RNN, LSTMCell, RNNCell, RNNLanguageModel
+from reference_impl.models.tiled_attention import (
+    TiledAttentionFunction,
+    online_softmax,
+    sliding_window_mask,
+    tiled_attention,
+)
 
 __all__ = [
+    "LSTM",
     "MLP",
+    "RNN",
     "GatedMLP",
     "KVCache",
+    "LSTMCell",
     "LayerKVCache",
     "LayerNorm",
+    "MoELayer",
     "ModelConfig",
     "MultiHeadAttention",
     "RMSNorm",
+    "RNNCell",
+    "RNNLanguageModel",
     "RotaryEmbedding",
+    "TiledAttentionFunction",
     "TransformerBlock",
     "TransformerLM",
     "UnsupportedHFModel",
@@ -40,9 +55,13 @@ __all__ = [
     "causal_mask",
     "from_hf_gpt2",
     "from_hf_llama",
+    "from_hf_mixtral_moe",
+    "online_softmax",
     "repeat_kv",
     "rope_tables",
     "rotate_half",
     "scaled_dot_product_attention",
     "sinusoidal_positions",
+    "sliding_window_mask",
+    "tiled_attention",
 ]

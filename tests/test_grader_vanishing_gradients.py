@@ -1,0 +1,170 @@
+"""The grader of the vanishing_gradients notebook: the source notebook gets full marks, other
+correct answers too, each realistic mistake loses exactly the points it should with a message
+that names it, and the grader's expected values agree with independent peers (torch's
+LSTMCell, a Jacobian product written out by hand, slicing and counting).
+
+Answers to different exercises share one sandbox run (run k puts each exercise's k-th answer
+in place); no answer calls another exercise's function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+from torch import nn
+
+from autograder.checks import Check
+from autograder.graders import ITEMS
+from autograder.graders.vanishing_gradients import (
+    ACCURACY_CHECKS,
+    GRAD_NORMS_CHECKS,
+    LSTM_CHECKS,
+    RECALL_CHECKS,
+)
+from autograder.harness import CellReport, grade_notebook
+from autograder.sandbox import Limits
+
+from .conftest import REPO
+from .fixtures.vanishing_gradients_mistakes import (
+    ACCURACY_MISTAKES,
+    LSTM_MISTAKES,
+    NORMS_MISTAKES,
+    RECALL_MISTAKES,
+)
+
+SOURCE = REPO / "source/part1_evolution/vanishing_gradients.ipynb"
+LIMITS = Limits(step_timeout=8.0, memory_bytes=3 << 30)
+
+# solution cell -> (its test cell, its item, the cell's points, answers)
+EXERCISES = {
+    "grad_norms": ("grad_norms_tests", "vanishing_gradients.grad_norms", 3.0, NORMS_MISTAKES),
+    "lstm_cell": ("lstm_cell_tests", "vanishing_gradients.lstm_cell", 3.0, LSTM_MISTAKES),
+    "recall_task": ("recall_task_tests", "vanishing_gradients.recall_task", 3.0,
+                    RECALL_MISTAKES),
+    "accuracy": ("accuracy_tests", "vanishing_gradients.accuracy", 3.0, ACCURACY_MISTAKES),
+}  # fmt: skip
+ANSWERS = [(cell, name) for cell, ex in EXERCISES.items() for name in ex[3]]
+RUNS = max(len(ex[3]) for ex in EXERCISES.values())
+
+Reports = dict[str, CellReport]
+
+
+def failed(cell: CellReport) -> dict[str, str]:
+    return {c.name: c.message for c in cell.checks if not c.passed}
+
+
+@pytest.fixture(scope="module")
+def source_report() -> Reports:
+    return {c.grade_id: c for c in grade_notebook(SOURCE, LIMITS).cells}
+
+
+@pytest.fixture(scope="module")
+def graded_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], Reports]:
+    """Run k of the answers, graded once and kept for the module."""
+    cache: dict[int, Reports] = {}
+
+    def run(k: int) -> Reports:
+        if k not in cache:
+            nb = nbformat.read(str(SOURCE), as_version=4)
+            for cell in nb.cells:
+                ex = EXERCISES.get(cell.metadata.get("nbgrader", {}).get("grade_id"))
+                if ex is not None and k < len(ex[3]):
+                    cell.source = list(ex[3].values())[k][0]
+            path = Path(tmp_path_factory.mktemp(f"run{k}")) / SOURCE.name
+            nbformat.write(nb, str(path))
+            cache[k] = {c.grade_id: c for c in grade_notebook(path, LIMITS).cells}
+        return cache[k]
+
+    return run
+
+
+def test_source_notebook_gets_full_marks(source_report: Reports) -> None:
+    assert set(source_report) == {ex[0] for ex in EXERCISES.values()}
+    for test_cell, item, points, _ in EXERCISES.values():
+        cell = source_report[test_cell]
+        assert cell.item == item
+        assert cell.max_points == points == ITEMS[item].points
+        assert cell.points == points and not cell.flags and not cell.error, failed(cell)
+
+
+def test_items_have_five_checks_or_more() -> None:
+    for _, item, _, answers in EXERCISES.values():
+        assert len(ITEMS[item].checks) >= 5
+        assert all(0.5 <= c.points <= 1.0 and c.hint for c in ITEMS[item].checks)
+        assert sum(1 for _, pts, _ in answers.values() if pts < ITEMS[item].points) >= 3
+
+
+@pytest.mark.parametrize(("cell", "name"), ANSWERS, ids=[f"{c}-{n}" for c, n in ANSWERS])
+def test_answers_score_exactly(graded_run: Callable[[int], Reports], cell: str, name: str) -> None:
+    test_cell, _, _, answers = EXERCISES[cell]
+    _, expected, message = answers[name]
+    report = graded_run(list(answers).index(name))[test_cell]
+    assert report.points == expected, failed(report)
+    assert not report.flags and not report.error, (report.flags, report.error)
+    if message is not None:
+        assert any(message in m for m in failed(report).values()), failed(report)
+
+
+def test_untouched_cells_keep_full_marks(graded_run: Callable[[int], Reports]) -> None:
+    for k in range(RUNS):
+        for test_cell, _, points, answers in EXERCISES.values():
+            if k >= len(answers):
+                assert graded_run(k)[test_cell].points == points
+
+
+# --- the grader's expected values against independent peers ---------------------------------
+
+
+@pytest.mark.parametrize("check", GRAD_NORMS_CHECKS, ids=lambda c: c.name)
+def test_norms_match_jacobian_products(check: Check) -> None:
+    """Backward by hand: dL/dh_{t-1} = (dL/dh_t * (1 - h_t^2)) W_hh, from dL/dh_{T-1} = 1."""
+    case = check.build()
+    x, h, w_ih, w_hh, b_ih, b_hh = case.args
+    states = []
+    for x_t in x:
+        h = torch.tanh(x_t @ w_ih.T + b_ih + h @ w_hh.T + b_hh)
+        states.append(h)
+    grad, peer = torch.ones_like(h), []
+    for t in range(len(states) - 1, -1, -1):
+        peer.append(grad.norm())
+        grad = (grad * (1 - states[t] ** 2)) @ w_hh
+    torch.testing.assert_close(torch.stack(peer), case.expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("check", LSTM_CHECKS, ids=lambda c: c.name)
+def test_lstm_cases_match_torch_lstm_cell(check: Check) -> None:
+    case = check.build()
+    assert case.module is not None
+    peer = nn.LSTMCell(*case.module.args)
+    peer.load_state_dict(case.module.state_dict)
+    for got, expected in zip(peer(*case.args), case.expected, strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("check", RECALL_CHECKS, ids=lambda c: c.name)
+def test_recall_targets_by_position(check: Check) -> None:
+    case = check.build()
+    n, length, distance, vocab_size, seed = case.args
+    x, y = case.expected
+    assert x.shape == y.shape == (n, length) and x.dtype == y.dtype == torch.int64
+    assert int(x.min()) >= 0 and int(x.max()) < vocab_size
+    peer = torch.randint(0, vocab_size, (n, length), generator=torch.Generator().manual_seed(seed))
+    assert torch.equal(x, peer)
+    for t in range(length):
+        assert (y[:, t] == (x[:, t - distance] if t >= distance else -100)).all()
+
+
+@pytest.mark.parametrize("check", ACCURACY_CHECKS, ids=lambda c: c.name)
+def test_accuracy_by_counting(check: Check) -> None:
+    case = check.build()
+    logits, targets = case.args
+    ignore = case.kwargs.get("ignore_index", -100)
+    pairs = [(row.argmax().item(), t.item())
+             for row, t in zip(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                               strict=True) if t.item() != ignore]  # fmt: skip
+    peer = sum(a == t for a, t in pairs) / len(pairs) if pairs else 0.0
+    assert isinstance(case.expected, float) and abs(case.expected - peer) < 1e-12
