@@ -115,7 +115,7 @@ def _replace(cell, old: str, new: str) -> None:
 
 
 def _authoring_problems(tmp_path: Path, edit) -> list[str]:
-    nb = nbformat.read(str(SOURCES[0]), as_version=4)
+    nb = nbformat.read(str(REPO / "source/part2_fundamentals/attention.ipynb"), as_version=4)
     edit(nb.cells, {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells})
     path = tmp_path / "edited.ipynb"
     nbformat.write(nb, str(path))
