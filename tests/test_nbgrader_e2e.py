@@ -20,7 +20,6 @@ from .fixtures.attention_class import CLASS, CORRUPTED, DELETE
 
 ASSIGNMENT, NOTEBOOK = "part2_fundamentals", "attention"
 BIN = Path(sys.executable).parent
-FULL_MARKS = "full_marks"  # submits every notebook of the assignment with the source solutions
 
 
 def nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -49,27 +48,6 @@ def submit(course: Path, student: str, solutions: dict[str, str], tamper: dict[s
     nbformat.write(nb, str(folder / f"{NOTEBOOK}.ipynb"))
 
 
-def submit_solutions(course: Path, student: str) -> list[str]:
-    """The release notebooks with each solution cell replaced by the source's."""
-    names = []
-    for source in sorted((REPO / "source" / ASSIGNMENT).glob("*.ipynb")):
-        solutions = {
-            cell.metadata["nbgrader"]["grade_id"]: cell.source
-            for cell in nbformat.read(str(source), as_version=4).cells
-            if cell.get("metadata", {}).get("nbgrader", {}).get("solution")
-        }
-        nb = nbformat.read(str(course / "release" / ASSIGNMENT / source.name), as_version=4)
-        for cell in nb.cells:
-            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-            if grade_id in solutions:
-                cell.source = solutions[grade_id]
-        folder = course / "submitted" / student / ASSIGNMENT
-        folder.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, str(folder / source.name))
-        names.append(source.stem)
-    return names
-
-
 def scores(course: Path) -> dict[str, dict[str, float | None]]:
     out: dict[str, dict[str, float | None]] = {}
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
@@ -93,8 +71,6 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for student, (solutions, tamper, _) in CLASS.items():
         submit(root, student, solutions, tamper)
         nbgrader(root, "db", "student", "add", student)
-    submit_solutions(root, FULL_MARKS)
-    nbgrader(root, "db", "student", "add", FULL_MARKS)
     corrupted = root / "submitted" / CORRUPTED / ASSIGNMENT
     corrupted.mkdir(parents=True)
     (corrupted / f"{NOTEBOOK}.ipynb").write_text('{"cells": [ not json')
@@ -125,27 +101,12 @@ def test_gradebook_holds_the_exact_score(course: Path, student: str) -> None:
 @pytest.mark.slow
 def test_every_student_is_in_the_gradebook(course: Path) -> None:
     all_scores = scores(course)
-    assert set(all_scores) == set(CLASS) | {CORRUPTED, FULL_MARKS}
+    assert set(all_scores) == set(CLASS) | {CORRUPTED}
     assert not any(all_scores[CORRUPTED].values())  # nothing, or zeros: never full marks
     first, parallel = (course / "logs.txt").read_text().split("\n=====\n")
     assert CORRUPTED in first  # nbgrader names the student whose file it could not read
     assert f"{CORRUPTED}" in parallel and "1 failed" in parallel  # ...and only that one
     assert "correct" in parallel
-
-
-@pytest.mark.slow
-def test_source_solutions_get_full_marks_in_every_notebook(course: Path) -> None:
-    notebooks = [p.stem for p in sorted((REPO / "source" / ASSIGNMENT).glob("*.ipynb"))]
-    assert len(notebooks) >= 3
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        for name in notebooks:
-            nb = gb.find_submission_notebook(name, ASSIGNMENT, FULL_MARKS)
-            auto = [g for g in nb.grades if g.auto_score is not None]
-            assert len(auto) >= 3, name
-            lost = {
-                g.name: (g.auto_score, g.max_score) for g in auto if g.auto_score != g.max_score
-            }
-            assert not lost, f"{name}: {lost}"
 
 
 @pytest.mark.slow
@@ -180,6 +141,6 @@ def test_export_writes_every_student(course: Path) -> None:
     nbgrader(course, "export")
     with open(course / "grades.csv") as f:
         rows = {row["student_id"]: row for row in csv.DictReader(f)}
-    assert set(rows) == set(CLASS) | {CORRUPTED, FULL_MARKS}
+    assert set(rows) == set(CLASS) | {CORRUPTED}
     assert float(rows["correct"]["raw_score"]) == 12.5
     assert float(rows["wrong_scaling"]["raw_score"]) == 3.5

@@ -1,0 +1,72 @@
+"""Real nbgrader on every assignment of the course: the source solutions, submitted into the
+generated release notebooks, get full marks on every autograded cell."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+from .conftest import REPO
+
+BIN = Path(sys.executable).parent
+ASSIGNMENTS = sorted(p.name for p in (REPO / "source").iterdir() if p.is_dir())
+STUDENT = "model_student"
+
+
+def nbgrader(course: Path, *args: str) -> None:
+    env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "GW_FAST": "1"}
+    result = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env=env,
+                            capture_output=True, text=True, timeout=1800)  # fmt: skip
+    assert result.returncode == 0, f"nbgrader {' '.join(args)}:\n{result.stderr[-3000:]}"
+
+
+def submit_solutions(course: Path, assignment: str) -> None:
+    for source in sorted((course / "source" / assignment).glob("*.ipynb")):
+        solutions = {
+            cell.metadata["nbgrader"]["grade_id"]: cell.source
+            for cell in nbformat.read(str(source), as_version=4).cells
+            if cell.get("metadata", {}).get("nbgrader", {}).get("solution")
+        }
+        nb = nbformat.read(str(course / "release" / assignment / source.name), as_version=4)
+        for cell in nb.cells:
+            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if grade_id in solutions:
+                cell.source = solutions[grade_id]
+        folder = course / "submitted" / STUDENT / assignment
+        folder.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, str(folder / source.name))
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("course")
+    for name in ("course_config.py", "nbgrader_config.py"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(REPO / "source", root / "source")
+    nbgrader(root, "db", "student", "add", STUDENT)
+    for assignment in ASSIGNMENTS:
+        nbgrader(root, "generate_assignment", assignment, "--force")
+        submit_solutions(root, assignment)
+        nbgrader(root, "autograde", assignment)
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_source_solutions_get_full_marks(course: Path, assignment: str) -> None:
+    notebooks = sorted(p.stem for p in (REPO / "source" / assignment).glob("*.ipynb"))
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for name in notebooks:
+            nb = gb.find_submission_notebook(name, assignment, STUDENT)
+            auto = [g for g in nb.grades if g.auto_score is not None]
+            assert len(auto) >= 3, name
+            lost = {g.name: (g.auto_score, g.max_score) for g in auto
+                    if g.auto_score != g.max_score}  # fmt: skip
+            assert not lost, f"{assignment}/{name}: {lost}"
