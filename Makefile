@@ -41,6 +41,8 @@ bench: $(STAMP)
 	$(RUN) python bench/bench_model.py
 	$(RUN) python bench/bench_tokenizer.py
 	$(RUN) python bench/bench_train.py
+	$(RUN) python bench/bench_attention_memory.py
+	$(RUN) python bench/bench_moe.py
 
 clean-venv:
 	rm -rf $(VENV)
