@@ -22,3 +22,21 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"course data not found at {SHARED_DATA} (only CI has ../shared)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def source_report(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The grader test module's SOURCE notebook, graded once (tests/notebook_grading.py)."""
+    from .notebook_grading import grade_cells
+
+    return grade_cells(request.module.SOURCE)
+
+
+@pytest.fixture(scope="module")
+def graded_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Runs of the module's EXERCISES' answers (tests/notebook_grading.py)."""
+    from .notebook_grading import AnswerRuns
+
+    module = request.module
+    return AnswerRuns(module.SOURCE, module.EXERCISES, tmp_path_factory,
+                      getattr(module, "BUILDS_ON", None))  # fmt: skip

@@ -12,8 +12,6 @@ those (defined after the earlier cells were graded): each cell's score is its ow
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import nbformat
@@ -22,10 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from autograder.checks import Check
-from autograder.graders import ITEMS
 from autograder.graders.block import LAYERNORM_CHECKS, RMSNORM_CHECKS, SWIGLU_CHECKS
-from autograder.harness import CellReport, grade_notebook, is_student_cell
-from autograder.sandbox import Limits
+from autograder.harness import is_student_cell
 from coursekit import assert_close
 from reference_impl.models import ModelConfig, MultiHeadAttention
 
@@ -37,9 +33,18 @@ from .fixtures.block_mistakes import (
     RMSNORM_MISTAKES,
     SWIGLU_MISTAKES,
 )
+from .notebook_grading import (
+    AnswerRuns,
+    Reports,
+    answer_ids,
+    assert_answer_scores,
+    assert_items_are_graded_fairly,
+    assert_source_gets_full_marks,
+    assert_untouched_cells_keep_full_marks,
+    grade_id,
+)
 
 SOURCE = REPO / "source/part2_fundamentals/transformer_block.ipynb"
-LIMITS = Limits(step_timeout=8.0, memory_bytes=3 << 30)
 
 # solution cell -> (its test cell, its item, the cell's points, answers)
 EXERCISES = {
@@ -50,84 +55,24 @@ EXERCISES = {
     "gpt": ("gpt_tests", "block.GPT", 4.0, GPT_MISTAKES),
 }
 BUILDS_ON = {"block": ["rmsnorm", "swiglu"], "gpt": ["rmsnorm", "swiglu", "block"]}
-ANSWERS = [(cell, name) for cell, ex in EXERCISES.items() for name in ex[3]]
-RUNS = max(len(ex[3]) for ex in EXERCISES.values())
-
-Reports = dict[str, CellReport]
-
-
-def failed(cell: CellReport) -> dict[str, str]:
-    return {c.name: c.message for c in cell.checks if not c.passed}
-
-
-def grade_id(cell: Any) -> str | None:
-    return cell.metadata.get("nbgrader", {}).get("grade_id")
-
-
-@pytest.fixture(scope="module")
-def source_report() -> Reports:
-    return {c.grade_id: c for c in grade_notebook(SOURCE, LIMITS).cells}
-
-
-@pytest.fixture(scope="module")
-def graded_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], Reports]:
-    """Run k of the answers, graded once and kept for the module."""
-    cache: dict[int, Reports] = {}
-
-    def run(k: int) -> Reports:
-        if k not in cache:
-            nb = nbformat.read(str(SOURCE), as_version=4)
-            solutions = {grade_id(c): c.source for c in nb.cells if grade_id(c) in EXERCISES}
-            for cell in nb.cells:
-                gid = grade_id(cell)
-                if gid not in EXERCISES:
-                    continue
-                answers = EXERCISES[gid][3]
-                answer = list(answers.values())[k][0] if k < len(answers) else cell.source
-                cell.source = "\n\n".join([*(solutions[d] for d in BUILDS_ON.get(gid, [])), answer])
-            path = Path(tmp_path_factory.mktemp(f"run{k}")) / "transformer_block.ipynb"
-            nbformat.write(nb, str(path))
-            cache[k] = {c.grade_id: c for c in grade_notebook(path, LIMITS).cells}
-        return cache[k]
-
-    return run
+ANSWERS = answer_ids(EXERCISES)
 
 
 def test_source_notebook_gets_full_marks(source_report: Reports) -> None:
-    assert set(source_report) == {ex[0] for ex in EXERCISES.values()}
-    for test_cell, item, points, _ in EXERCISES.values():
-        cell = source_report[test_cell]
-        assert cell.item == item
-        assert cell.points == points and not cell.flags and not cell.error, failed(cell)
+    assert_source_gets_full_marks(source_report, EXERCISES)
 
 
-def test_cell_points_equal_item_points() -> None:
-    nb = nbformat.read(str(SOURCE), as_version=4)
-    points = {grade_id(c): c.metadata["nbgrader"].get("points") for c in nb.cells if grade_id(c)}
-    for test_cell, item, cell_points, answers in EXERCISES.values():
-        assert points[test_cell] == cell_points == ITEMS[item].points
-        assert len(ITEMS[item].checks) >= 5
-        assert all(0.5 <= c.points <= 1.5 for c in ITEMS[item].checks)
-        assert sum(1 for _, pts, _ in answers.values() if pts < cell_points) >= 3
-    assert points["understanding"] == 1  # the written answer, graded by hand
+def test_items_are_graded_fairly() -> None:
+    assert_items_are_graded_fairly(SOURCE, EXERCISES)
 
 
 @pytest.mark.parametrize(("cell", "name"), ANSWERS, ids=[f"{c}-{n}" for c, n in ANSWERS])
-def test_answers_score_exactly(graded_run: Callable[[int], Reports], cell: str, name: str) -> None:
-    test_cell, _, _, answers = EXERCISES[cell]
-    _, expected, message = answers[name]
-    report = graded_run(list(answers).index(name))[test_cell]
-    assert report.points == expected, failed(report)
-    assert not report.flags and not report.error, (report.flags, report.error)
-    if message is not None:
-        assert any(message in m for m in failed(report).values()), failed(report)
+def test_answers_score_exactly(graded_run: AnswerRuns, cell: str, name: str) -> None:
+    assert_answer_scores(graded_run, EXERCISES, cell, name)
 
 
-def test_untouched_cells_keep_full_marks(graded_run: Callable[[int], Reports]) -> None:
-    for k in range(RUNS):
-        for test_cell, _, points, answers in EXERCISES.values():
-            if k >= len(answers):
-                assert graded_run(k)[test_cell].points == points, (k, test_cell)
+def test_untouched_cells_keep_full_marks(graded_run: AnswerRuns) -> None:
+    assert_untouched_cells_keep_full_marks(graded_run, EXERCISES)
 
 
 # --- the given attention ---------------------------------------------------------------------

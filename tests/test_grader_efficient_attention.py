@@ -9,24 +9,17 @@ cell by its k-th answer (cells are graded independently, which
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
-import nbformat
 import pytest
 import torch
 import torch.nn.functional as F
 
 from autograder.checks import Check
-from autograder.graders import ITEMS
 from autograder.graders.efficient_attention import (
     ONLINE_SOFTMAX_CHECKS,
     REPEAT_KV_CHECKS,
     SLIDING_WINDOW_CHECKS,
     TILED_CHECKS,
 )
-from autograder.harness import CellReport, grade_notebook
-from autograder.sandbox import Limits
 
 from .conftest import REPO
 from .fixtures.efficient_attention_mistakes import (
@@ -35,9 +28,17 @@ from .fixtures.efficient_attention_mistakes import (
     TILED_MISTAKES,
     WINDOW_MISTAKES,
 )
+from .notebook_grading import (
+    AnswerRuns,
+    Reports,
+    answer_ids,
+    assert_answer_scores,
+    assert_items_are_graded_fairly,
+    assert_source_gets_full_marks,
+    assert_untouched_cells_keep_full_marks,
+)
 
 SOURCE = REPO / "source/part3_innovations/efficient_attention.ipynb"
-LIMITS = Limits(step_timeout=8.0, memory_bytes=3 << 30)
 
 # solution cell -> (its test cell, its item, the cell's points, answers)
 EXERCISES = {
@@ -49,73 +50,24 @@ EXERCISES = {
                             3.0, WINDOW_MISTAKES),
     "repeat_kv": ("repeat_kv_tests", "efficient_attention.repeat_kv", 3.0, REPEAT_KV_MISTAKES),
 }  # fmt: skip
-ANSWERS = [(cell, name) for cell, ex in EXERCISES.items() for name in ex[3]]
-RUNS = max(len(ex[3]) for ex in EXERCISES.values())
-
-Reports = dict[str, CellReport]
-
-
-def failed(cell: CellReport) -> dict[str, str]:
-    return {c.name: c.message for c in cell.checks if not c.passed}
-
-
-@pytest.fixture(scope="module")
-def source_report() -> Reports:
-    return {c.grade_id: c for c in grade_notebook(SOURCE, LIMITS).cells}
-
-
-@pytest.fixture(scope="module")
-def graded_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], Reports]:
-    """Run k of the answers, graded once and kept for the module."""
-    cache: dict[int, Reports] = {}
-
-    def run(k: int) -> Reports:
-        if k not in cache:
-            nb = nbformat.read(str(SOURCE), as_version=4)
-            for cell in nb.cells:
-                ex = EXERCISES.get(cell.metadata.get("nbgrader", {}).get("grade_id"))
-                if ex is not None and k < len(ex[3]):
-                    cell.source = list(ex[3].values())[k][0]
-            path = Path(tmp_path_factory.mktemp(f"run{k}")) / "efficient_attention.ipynb"
-            nbformat.write(nb, str(path))
-            cache[k] = {c.grade_id: c for c in grade_notebook(path, LIMITS).cells}
-        return cache[k]
-
-    return run
+ANSWERS = answer_ids(EXERCISES)
 
 
 def test_source_notebook_gets_full_marks(source_report: Reports) -> None:
-    assert set(source_report) == {ex[0] for ex in EXERCISES.values()}
-    for test_cell, item, points, _ in EXERCISES.values():
-        cell = source_report[test_cell]
-        assert cell.item == item
-        assert cell.max_points == points == ITEMS[item].points
-        assert cell.points == points and not cell.flags and not cell.error, failed(cell)
+    assert_source_gets_full_marks(source_report, EXERCISES)
 
 
-def test_items_have_five_checks_or_more() -> None:
-    for _, item, _, answers in EXERCISES.values():
-        assert len(ITEMS[item].checks) >= 5
-        assert all(0.5 <= c.points <= 1.0 and c.hint for c in ITEMS[item].checks)
-        assert sum(1 for _, pts, _ in answers.values() if pts < ITEMS[item].points) >= 3
+def test_items_are_graded_fairly() -> None:
+    assert_items_are_graded_fairly(SOURCE, EXERCISES)
 
 
 @pytest.mark.parametrize(("cell", "name"), ANSWERS, ids=[f"{c}-{n}" for c, n in ANSWERS])
-def test_answers_score_exactly(graded_run: Callable[[int], Reports], cell: str, name: str) -> None:
-    test_cell, _, _, answers = EXERCISES[cell]
-    _, expected, message = answers[name]
-    report = graded_run(list(answers).index(name))[test_cell]
-    assert report.points == expected, failed(report)
-    assert not report.flags and not report.error, (report.flags, report.error)
-    if message is not None:
-        assert any(message in m for m in failed(report).values()), failed(report)
+def test_answers_score_exactly(graded_run: AnswerRuns, cell: str, name: str) -> None:
+    assert_answer_scores(graded_run, EXERCISES, cell, name)
 
 
-def test_untouched_cells_keep_full_marks(graded_run: Callable[[int], Reports]) -> None:
-    for k in range(RUNS):
-        for test_cell, _, points, answers in EXERCISES.values():
-            if k >= len(answers):
-                assert graded_run(k)[test_cell].points == points
+def test_untouched_cells_keep_full_marks(graded_run: AnswerRuns) -> None:
+    assert_untouched_cells_keep_full_marks(graded_run, EXERCISES)
 
 
 # --- the grader's expected values against independent peers ---------------------------------

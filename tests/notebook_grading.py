@@ -1,0 +1,117 @@
+"""What every grader test checks of its notebook, in one place.
+
+A grader test module defines ``SOURCE`` (the master notebook), ``EXERCISES`` (solution cell
+-> (its test cell, its item, the cell's points, answers)), where answers map a name to
+(code, exact score, a substring of a failure message or None), and optionally ``BUILDS_ON``
+(solution cell -> the solution cells whose source code its answers need first). The
+``source_report`` and ``graded_run`` fixtures (tests/conftest.py) read them.
+
+To stay within the time budget, answers to different exercises share one sandbox run: run k
+replaces each exercise's solution cell by its k-th answer; each cell's score is its own,
+which ``assert_untouched_cells_keep_full_marks`` checks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from autograder.graders import ITEMS
+from autograder.harness import CellReport, grade_notebook
+from autograder.sandbox import Limits
+
+LIMITS = Limits(step_timeout=8.0, memory_bytes=3 << 30)
+Answers = dict[str, tuple[str, float, str | None]]
+Exercises = dict[str, tuple[str, str, float, Answers]]
+Reports = dict[str, CellReport]
+
+
+def failed(cell: CellReport) -> dict[str, str]:
+    return {c.name: c.message for c in cell.checks if not c.passed}
+
+
+def grade_id(cell: Any) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def grade_cells(path: Path) -> Reports:
+    return {c.grade_id: c for c in grade_notebook(path, LIMITS).cells}
+
+
+def answer_ids(exercises: Exercises) -> list[tuple[str, str]]:
+    return [(cell, name) for cell, ex in exercises.items() for name in ex[3]]
+
+
+class AnswerRuns:
+    """``runs(k)``: the reports of the source notebook with every exercise's k-th answer in
+    place (cells with fewer answers keep the source), graded once and kept."""
+
+    def __init__(
+        self, source: Path, exercises: Exercises, tmp: pytest.TempPathFactory,
+        builds_on: dict[str, list[str]] | None = None,
+    ) -> None:  # fmt: skip
+        self.source, self.exercises, self.tmp = source, exercises, tmp
+        self.builds_on = builds_on or {}
+        self.count = max(len(ex[3]) for ex in exercises.values())
+        self._cache: dict[int, Reports] = {}
+
+    def __call__(self, k: int) -> Reports:
+        if k not in self._cache:
+            nb = nbformat.read(str(self.source), as_version=4)
+            solutions = {grade_id(c): c.source for c in nb.cells if grade_id(c) in self.exercises}
+            for cell in nb.cells:
+                gid = grade_id(cell)
+                if gid not in self.exercises:
+                    continue
+                answers = list(self.exercises[gid][3].values())
+                answer = answers[k][0] if k < len(answers) else cell.source
+                needs = [solutions[d] for d in self.builds_on.get(gid, [])]
+                cell.source = "\n\n".join([*needs, answer])
+            path = Path(self.tmp.mktemp(f"run{k}")) / self.source.name
+            nbformat.write(nb, str(path))
+            self._cache[k] = grade_cells(path)
+        return self._cache[k]
+
+
+def assert_source_gets_full_marks(report: Reports, exercises: Exercises) -> None:
+    assert set(report) == {ex[0] for ex in exercises.values()}
+    for test_cell, item, points, _ in exercises.values():
+        cell = report[test_cell]
+        assert cell.item == item
+        assert cell.points == points and not cell.flags and not cell.error, failed(cell)
+
+
+def assert_items_are_graded_fairly(source: Path, exercises: Exercises) -> None:
+    """Cell points = item points; five checks or more, each with a hint; three wrong answers
+    or more that score below full marks."""
+    nb = nbformat.read(str(source), as_version=4)
+    points = {grade_id(c): c.metadata["nbgrader"].get("points") for c in nb.cells if grade_id(c)}
+    for test_cell, item, cell_points, answers in exercises.values():
+        checks = ITEMS[item].checks
+        assert points[test_cell] == cell_points == ITEMS[item].points, item
+        assert len(checks) >= 5 and all(c.hint and 0.25 <= c.points <= 1.5 for c in checks), item
+        assert sum(1 for _, pts, _ in answers.values() if pts < cell_points) >= 3, item
+
+
+def assert_answer_scores(runs: AnswerRuns, exercises: Exercises, cell: str, name: str) -> None:
+    test_cell, _, _, answers = exercises[cell]
+    _, expected, message = answers[name]
+    report = runs(list(answers).index(name))[test_cell]
+    assert report.points == expected, failed(report)
+    assert not report.flags and not report.error, (report.flags, report.error)
+    if message is not None:
+        assert any(message in m for m in failed(report).values()), failed(report)
+
+
+def assert_untouched_cells_keep_full_marks(
+    runs: AnswerRuns, exercises: Exercises, depends_on_others: tuple[str, ...] = ()
+) -> None:
+    """Cells left with the source solution keep full marks whatever the other cells hold
+    (except ``depends_on_others``, whose source solution calls the other exercises)."""
+    for k in range(runs.count):
+        for gid, (test_cell, _, points, answers) in exercises.items():
+            if k >= len(answers) and gid not in depends_on_others:
+                assert runs(k)[test_cell].points == points, (k, test_cell)
