@@ -41,8 +41,7 @@ bench: $(STAMP)
 	$(RUN) python bench/bench_model.py
 	$(RUN) python bench/bench_tokenizer.py
 	$(RUN) python bench/bench_train.py
-	$(RUN) python bench/bench_attention_memory.py
-	$(RUN) python bench/bench_moe.py
+	$(RUN) python bench/bench_part3.py
 
 clean-venv:
 	rm -rf $(VENV)
