@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -89,11 +90,13 @@ def timed_run(config: str, data: Path, minutes: float) -> None:
     exp.train.eval_iters = 50
     with tempfile.TemporaryDirectory() as tmp:
         exp.data.data_dir = tmp
-        probe = train(exp, Path(tmp) / "probe", max_iters=20, log=lambda _: None)  # tokenize + warm
-        start = time.perf_counter()
-        train(exp, Path(tmp) / "probe", max_iters=60, resume=True, log=lambda _: None)
-        rate = 40 / (time.perf_counter() - start)
-        exp.train.max_iters = max(probe.iters_done + 1, int(rate * minutes * 60))
+        probe = train(exp, Path(tmp) / "probe", max_iters=60, log=lambda _: None)  # tokenize + warm
+        lines = (Path(tmp) / "probe/metrics.jsonl").read_text().splitlines()
+        last = [r for r in map(json.loads, lines) if "tokens_per_s" in r][-1]
+        tokens_per_iter = exp.train.batch_size * exp.model.context_length
+        rate = last["tokens_per_s"] / tokens_per_iter  # iterations/s, without set-up and evals
+        # about 5% of the budget goes to start-up and four evaluations of eval_iters batches
+        exp.train.max_iters = max(probe.iters_done + 1, int(0.95 * rate * minutes * 60))
         exp.train.eval_interval = max(1, exp.train.max_iters // 4)
         print(f"\n{minutes:g} minutes on {data.name} (bytes): {rate:.1f} iterations/s measured, "
               f"so a schedule of {exp.train.max_iters} iterations")  # fmt: skip
