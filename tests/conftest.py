@@ -40,3 +40,17 @@ def graded_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     module = request.module
     return AnswerRuns(module.SOURCE, module.EXERCISES, tmp_path_factory,
                       getattr(module, "BUILDS_ON", None))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def exercises(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    return request.module.EXERCISES
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One ``answer`` (solution cell, answer name) per answer of the module's EXERCISES."""
+    if "answer" in metafunc.fixturenames:
+        from .notebook_grading import answer_ids
+
+        answers = answer_ids(metafunc.module.EXERCISES)
+        metafunc.parametrize("answer", answers, ids=[f"{c}-{n}" for c, n in answers])

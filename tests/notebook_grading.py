@@ -4,7 +4,9 @@ A grader test module defines ``SOURCE`` (the master notebook), ``EXERCISES`` (so
 -> (its test cell, its item, the cell's points, answers)), where answers map a name to
 (code, exact score, a substring of a failure message or None), and optionally ``BUILDS_ON``
 (solution cell -> the solution cells whose source code its answers need first). The
-``source_report`` and ``graded_run`` fixtures (tests/conftest.py) read them.
+``source_report``, ``graded_run`` and ``exercises`` fixtures (tests/conftest.py) read them,
+and the module gets the four standard tests below by importing them (``STANDARD_TESTS``);
+``DEPENDS_ON_OTHERS`` names solution cells whose source calls the other exercises.
 
 To stay within the time budget, answers to different exercises share one sandbox run: run k
 replaces each exercise's solution cell by its k-th answer; each cell's score is its own,
@@ -115,3 +117,27 @@ def assert_untouched_cells_keep_full_marks(
         for gid, (test_cell, _, points, answers) in exercises.items():
             if k >= len(answers) and gid not in depends_on_others:
                 assert runs(k)[test_cell].points == points, (k, test_cell)
+
+
+# --- the standard tests, collected by every grader test module that imports them ----------
+
+
+def test_source_notebook_gets_full_marks(source_report: Reports, exercises: Exercises) -> None:
+    assert_source_gets_full_marks(source_report, exercises)
+
+
+def test_items_are_graded_fairly(request: pytest.FixtureRequest, exercises: Exercises) -> None:
+    assert_items_are_graded_fairly(request.module.SOURCE, exercises)
+
+
+def test_answers_score_exactly(
+    graded_run: AnswerRuns, exercises: Exercises, answer: tuple[str, str]
+) -> None:  # ``answer`` is parametrized from the module's EXERCISES (tests/conftest.py)
+    assert_answer_scores(graded_run, exercises, *answer)
+
+
+def test_untouched_cells_keep_full_marks(
+    request: pytest.FixtureRequest, graded_run: AnswerRuns, exercises: Exercises
+) -> None:
+    depends = getattr(request.module, "DEPENDS_ON_OTHERS", ())
+    assert_untouched_cells_keep_full_marks(graded_run, exercises, depends)
