@@ -4,7 +4,15 @@ This package holds no answers; release notebooks import it, never ``reference_im
 or ``autograder``.
 """
 
+from coursekit.images import generate_shape_images, load_digit_images
 from coursekit.stories import generate_stories
 from coursekit.testing import FAST, assert_close, describe_difference
 
-__all__ = ["FAST", "assert_close", "describe_difference", "generate_stories"]
+__all__ = [
+    "FAST",
+    "assert_close",
+    "describe_difference",
+    "generate_shape_images",
+    "generate_stories",
+    "load_digit_images",
+]

@@ -8,13 +8,16 @@ from autograder.graders import (
     generation,
     moe,
     rnn,
+    setup,
     tokenization,
     training,
     vanishing_gradients,
+    vision,
 )
 from autograder.graders.base import Item
 
 ITEMS: dict[str, Item] = {
+    **setup.ITEMS,
     **rnn.ITEMS,
     **vanishing_gradients.ITEMS,
     **attention.ITEMS,
@@ -22,6 +25,7 @@ ITEMS: dict[str, Item] = {
     **block.ITEMS,
     **efficient_attention.ITEMS,
     **moe.ITEMS,
+    **vision.ITEMS,
     **tokenization.ITEMS,
     **training.ITEMS,
     **generation.ITEMS,
