@@ -101,15 +101,22 @@ class TransformerLM(nn.Module):
         """
         if idx.dim() != 2:
             raise ValueError(f"idx must be (batch, time) token ids, got shape {tuple(idx.shape)}")
+        return self.forward_embeds(self.tok_emb(idx), attn_mask, cache)
+
+    def forward_embeds(
+        self, x: Tensor, attn_mask: Tensor | None = None, cache: KVCache | None = None
+    ) -> Tensor:
+        """x (B, T, d_model) input embeddings (token embeddings, or any vectors in their
+        space, such as an image prefix) -> logits (B, T, vocab_size); positions, masking and
+        ``cache`` as in :meth:`forward`."""
         start = 0 if cache is None else cache.length
-        end = start + idx.size(1)
+        end = start + x.size(1)
         if end > self.config.context_length:
             raise ValueError(
                 f"sequence length {end} exceeds context_length={self.config.context_length}"
             )
-        x = self.tok_emb(idx)  # (B, T, d_model)
         if self.pos_emb is not None:
-            x = x + self.pos_emb(torch.arange(start, end, device=idx.device))
+            x = x + self.pos_emb(torch.arange(start, end, device=x.device))
         elif self.pos_table is not None:
             x = x + self.pos_table[start:end].to(x.dtype)
         x = self.drop(x)

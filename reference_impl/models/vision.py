@@ -176,17 +176,8 @@ class ImageCaptioner(nn.Module):
         self.n_prefix = vision.n_patches
 
     def forward(self, images: Tensor, tokens: Tensor) -> Tensor:
-        lm = self.lm
-        x = torch.cat([self.projector(self.encoder(images)), lm.tok_emb(tokens)], dim=1)
-        positions = torch.arange(x.shape[1], device=x.device)
-        if lm.pos_emb is not None:
-            x = x + lm.pos_emb(positions)
-        elif lm.pos_table is not None:
-            x = x + lm.pos_table[positions].to(x.dtype)
-        x = lm.drop(x)
-        for block in lm.blocks:
-            x = block(x)
-        return lm.lm_head(lm.norm_f(x))
+        prefix = self.projector(self.encoder(images))  # (B, N, lm.d_model)
+        return self.lm.forward_embeds(torch.cat([prefix, self.lm.tok_emb(tokens)], dim=1))
 
 
 def from_hf_vit(hf_vit_model: Any) -> ViTEncoder:
