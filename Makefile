@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # nbgrader shells out to alembic: the venv's bin/ must be on PATH.
 RUN := PATH="$(CURDIR)/$(BIN):$$PATH" OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2}
 
-.PHONY: demo test lint format bench release authoring clean-venv
+.PHONY: demo test lab lint format bench release authoring clean-venv
 
 ASSIGNMENTS := $(notdir $(wildcard source/*))
 
@@ -21,6 +21,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(RUN) GW_FAST=1 python -m pytest -n 2 --dist loadfile --nbval-lax tests source $(PYTEST_ARGS)
+
+# JupyterLab on release/, with nbgrader's Validate button (and Formgrader for instructors).
+lab: $(STAMP)
+	$(RUN) python scripts/lab.py $(LAB_ARGS)
 
 lint: $(STAMP)
 	$(RUN) ruff check . && $(RUN) ruff format --check . && $(RUN) mypy

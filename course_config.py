@@ -17,8 +17,6 @@ c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*"]
 
-# Notebooks train for seconds, not minutes, while they are executed for grading.
-os.environ.setdefault("GW_FAST", "1")
 # The course root, for the guard in the student's kernel (autograder/kernel_guard.py).
 os.environ["GW_COURSE_ROOT"] = os.path.dirname(os.path.abspath(__file__))
 
@@ -26,13 +24,16 @@ os.environ["GW_COURSE_ROOT"] = os.path.dirname(os.path.abspath(__file__))
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
 # Executing a submission: seconds per cell before it is interrupted, a memory cap on the
-# student's kernel, and a guard that keeps it away from the course's files. A kernel that
-# dies no longer fails the whole submission.
+# student's kernel, fast mode (notebooks train for seconds, not minutes, while nbgrader runs
+# them), and a guard that keeps it away from the course's files. A kernel that dies no longer
+# fails the whole submission. Fast mode is set in the kernel, not in this process: JupyterLab's
+# Validate button loads this file inside the server, whose later kernels must not inherit it.
 c.Execute.timeout = 120
 c.Execute.extra_arguments = [
     "--HistoryManager.hist_file=:memory:",
     "--IPKernelApp.exec_lines=["
     "'import resource as _r; _r.setrlimit(_r.RLIMIT_AS, (6 << 30, 6 << 30)); del _r', "
+    '\'import os as _o; _o.environ.setdefault("GW_FAST", "1"); del _o\', '
     "'import autograder.kernel_guard as _g; _g.install(); del _g']",
 ]
 # A test cell the student deleted is put back (and graded) rather than skipped.

@@ -1,0 +1,205 @@
+"""A student's first exercise in a real browser: JupyterLab (started by the README's command,
+scripts/lab.py) on a free localhost port with a token, driven by Playwright in Debian's
+Chromium. It opens the setup notebook of a copy of the course, runs all cells and meets the
+stub's NotImplementedError, types a solution into the exercise cell through the page, runs it
+and sees the visible test pass, clicks nbgrader's Validate button and reads the result, and
+opens the progress view. Each step's screenshot is saved in artifacts/browser/.
+
+Where Playwright or Chromium is missing the test skips, saying why, except when
+GW_REQUIRE_BROWSER=1 (set by .ci/run), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from .conftest import REPO
+
+ARTIFACTS = REPO / "artifacts" / "browser"
+NOTEBOOK = "release/part0_setup/00_setup_and_verification.ipynb"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+SOLUTION = """def causal_average(x):
+    t = x.shape[-2]
+    weights = torch.ones(t, t, dtype=x.dtype).tril()
+    return (weights / weights.sum(dim=-1, keepdim=True)) @ x
+"""
+
+pytestmark = pytest.mark.slow
+
+
+def chromium() -> str:
+    """The browser's path, or a skip (a failure where GW_REQUIRE_BROWSER=1) saying why not."""
+    path = os.environ.get("GW_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    problem = None
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        problem = "playwright is not installed (pip install -e '.[test]')"
+    if problem is None and not os.access(path, os.X_OK):
+        problem = f"no Chromium at {path} (Debian: apt-get install chromium; or set GW_CHROMIUM)"
+    if problem and os.environ.get("GW_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"GW_REQUIRE_BROWSER=1 but {problem}")
+    if problem:
+        pytest.skip(problem)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """JupyterLab on a copy of the course (release/, the nbgrader configuration and the
+    launcher), stopped whatever happens in the test."""
+    course = tmp_path / "course"
+    (course / "scripts").mkdir(parents=True)
+    shutil.copytree(REPO / "release", course / "release")
+    for name in ("course_config.py", "nbgrader_config.py", "scripts/lab.py"):
+        shutil.copy(REPO / name, course / name)
+    port, token = free_port(), "gw-browser-test"
+    log = (tmp_path / "lab.log").open("w")
+    env = os.environ | {
+        "GW_FAST": "1",
+        "GW_PROGRESS_CACHE": str(tmp_path / "progress.json"),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),  # no user settings
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces"),
+    }
+    server = subprocess.Popen(
+        [sys.executable, str(course / "scripts" / "lab.py"), "--no-browser",
+         f"--port={port}", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"JupyterLab did not start:\n{(tmp_path / 'lab.log').read_text()[-3000:]}"
+                    ) from None
+                time.sleep(0.5)
+        yield {"url": url, "token": token, "course": course, "log": tmp_path / "lab.log"}
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(10)
+        log.close()
+
+
+def output_with(page: Any, text: str) -> Any:
+    return page.locator(f'.jp-OutputArea-output:has-text("{text}")').first
+
+
+def test_student_first_exercise_in_jupyterlab(lab: dict[str, Any]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium()
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    step = iter(range(1, 100))
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(90_000)
+
+        def shot(name: str) -> None:
+            page.screenshot(path=str(ARTIFACTS / f"{next(step):02d}_{name}.png"))
+
+        try:
+            page.goto(f"{lab['url']}/lab/tree/{NOTEBOOK}?token={lab['token']}")
+            page.wait_for_selector(".jp-Notebook")
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+            news = page.locator(".jp-Notification-Toast-Close")  # "get notified about news?"
+            if news.count():
+                news.first.click()
+            shot("notebook_open")
+
+            # Run all cells: the exercise's stub raises, and execution stops there.
+            page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+            page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
+            output_with(page, "NotImplementedError").wait_for()
+            assert output_with(page, "fast mode: True").is_visible()
+            shot("run_all_not_implemented")
+
+            # Type the solution into the exercise cell through the page, and run it and its test.
+            stub = page.locator(".jp-CodeCell", has_text="YOUR CODE HERE").first
+            stub.locator(".cm-content").click()
+            page.keyboard.press("Control+A")
+            page.keyboard.insert_text(SOLUTION)
+            shot("solution_typed")
+            page.keyboard.press("Shift+Enter")
+            page.keyboard.press("Shift+Enter")
+            output_with(page, "visible tests pass").wait_for()
+            shot("visible_tests_pass")
+
+            # Save, then nbgrader's Validate button (it validates the saved file).
+            page.keyboard.press("Control+S")
+            saved = lab["course"] / NOTEBOOK
+            deadline = time.monotonic() + 30
+            while "weights.sum(dim=-1" not in saved.read_text():
+                assert time.monotonic() < deadline, "the notebook was not saved"
+                time.sleep(0.5)
+            page.locator(".jp-Toolbar-item", has_text="Validate").first.click()
+            dialog = page.locator(".jp-Dialog-content")
+            dialog.wait_for()
+            page.wait_for_function(
+                "() => !document.querySelector('.jp-Dialog-content')"
+                "?.textContent.includes('Validating...')",
+                timeout=180_000,
+            )
+            result = dialog.inner_text()
+            shot("validate_result")
+            assert "Success! Your notebook passes all the tests." in result, result
+            page.locator(".jp-Dialog-button", has_text="OK").first.click()
+
+            # The progress view: the notebook's last cell.
+            progress = page.locator(".jp-CodeCell", has_text="show_progress").last
+            progress.locator(".cm-content").click()
+            page.keyboard.press("Shift+Enter")
+            progress.locator(".jp-OutputArea-output", has_text="next").first.wait_for(
+                timeout=180_000
+            )
+            progress.scroll_into_view_if_needed()
+            shot("progress_view")
+            text = progress.locator(".jp-OutputArea").inner_text()
+            assert "causal_average" in text and "visible tests pass" in text, text
+            assert "all tests pass" not in text.lower() and "hidden graders" in text, text
+            assert progress.locator(".jp-OutputArea-output img").count() >= 1  # the chart
+        except Exception:
+            shot("failure")
+            print(lab["log"].read_text()[-3000:])
+            raise
+        finally:
+            browser.close()
+
+    # The student's answer is in their file, and nothing else changed it.
+    nb = nbformat.read(str(lab["course"] / NOTEBOOK), as_version=4)
+    assert any("weights.sum(dim=-1" in c.source for c in nb.cells)
