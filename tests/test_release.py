@@ -96,7 +96,17 @@ def test_release_leaks_no_solution(source: Path) -> None:
             secret.add(cell.source.strip())  # a model answer to a written question
     leaked = [line for line in secret if line in text]
     assert not leaked, f"{release.name} contains solution lines: {leaked[:3]}"
-    assert text.count("raise NotImplementedError()") >= 3
+
+    def is_solution(c: nbformat.NotebookNode) -> bool:
+        return c.cell_type == "code" and bool(c.get("metadata", {}).get("nbgrader", {}).get(
+            "solution"))  # fmt: skip
+
+    stubs = sum(c.source.count("raise NotImplementedError()")
+                for c in released.cells if is_solution(c))  # fmt: skip
+    cells = nbformat.read(str(source), as_version=4).cells
+    # One stub per solution block (a class may have several).
+    solutions = sum(c.source.count("### BEGIN SOLUTION") for c in cells if is_solution(c))
+    assert stubs == solutions >= 1, f"{release.name}: {stubs} stubs, {solutions} solution blocks"
 
 
 def test_leak_test_would_catch_a_forgotten_marker(tmp_path: Path) -> None:

@@ -16,13 +16,8 @@ import torch
 from torch import Tensor
 
 from autograder.checks import Case, Check
-from autograder.graders.base import Item
+from autograder.graders.base import Item, seeded_randn
 from reference_impl.models import online_softmax, repeat_kv, sliding_window_mask, tiled_attention
-
-
-def _randn(seed: int, *shape: int, dtype: torch.dtype = torch.float64) -> Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
-
 
 # --- online softmax -------------------------------------------------------------------------
 
@@ -33,34 +28,34 @@ def _softmax_case(x: Tensor, block_size: int) -> Case:
 
 def _late_max() -> Tensor:
     """Rows whose maximum sits in the last blocks: the running sum must be rescaled."""
-    x = _randn(3, 3, 20) * 3
+    x = seeded_randn(3, 3, 20) * 3
     x[:, 15:] += torch.tensor([10.0, 40.0, 200.0], dtype=torch.float64)[:, None]
     return x
 
 
 def _masked_first_block() -> Tensor:
-    x = _randn(4, 3, 12)
+    x = seeded_randn(4, 3, 12)
     x[0, :4] = -math.inf  # the whole first block of row 0
     x[1, ::3] = -math.inf
     return x
 
 
 ONLINE_SOFTMAX_CHECKS = [
-    Check("blocks that divide the row", 0.5, lambda: _softmax_case(_randn(0, 4, 12), 4),
+    Check("blocks that divide the row", 0.5, lambda: _softmax_case(seeded_randn(0, 4, 12), 4),
           "per block: m_new = max(m, block max); l = l * exp(m - m_new) + sum(exp(block - "
           "m_new)); at the end softmax = exp(x - m) / l"),
     Check("a last partial block (length 13, blocks of 4)", 0.5,
-          lambda: _softmax_case(_randn(1, 5, 13), 4),
+          lambda: _softmax_case(seeded_randn(1, 5, 13), 4),
           "loop with range(0, n, block_size): the last block is shorter, it must not be "
           "dropped"),
     Check("the maximum arrives in a late block", 0.5, lambda: _softmax_case(_late_max(), 5),
           "when the max grows, the sum so far was taken relative to the old max: multiply "
           "it by exp(m_old - m_new) before adding the new block"),
     Check("large inputs (up to 1e4) stay finite", 0.5,
-          lambda: _softmax_case(_randn(2, 3, 17) * 1e4, 6),
+          lambda: _softmax_case(seeded_randn(2, 3, 17) * 1e4, 6),
           "subtract the running max before exp: exp(1e4) overflows to inf"),
     Check("batch dimensions and blocks of 1", 0.5,
-          lambda: _softmax_case(_randn(5, 2, 3, 9), 1),
+          lambda: _softmax_case(seeded_randn(5, 2, 3, 9), 1),
           "work on the last dim only, keepdim=True for m and l; any block size >= 1"),
     Check("a first block that is entirely -inf (masked)", 0.5,
           lambda: _softmax_case(_masked_first_block(), 4),
@@ -82,14 +77,16 @@ def _attention_case(
     scale: float = 1.0,
     d: int = 8,
 ) -> Case:
-    q, k, v = (_randn(seed + i, 2, 2, n, d, dtype=torch.float32) for i, n in enumerate((t, s, s)))
+    q, k, v = (
+        seeded_randn(seed + i, 2, 2, n, d, dtype=torch.float32) for i, n in enumerate((t, s, s))
+    )
     q = q * scale
     inputs = [x.clone().requires_grad_(grads) for x in (q, k, v)]
     out = tiled_attention(inputs[0], inputs[1], inputs[2], is_causal=is_causal, tile_size=tile_size)
     kwargs = {"is_causal": is_causal, "tile_size": tile_size}
     case = Case([q, k, v], out.detach(), kwargs, atol=2e-5, rtol=1e-4)
     if grads:
-        g_out = _randn(seed + 9, *out.shape, dtype=torch.float32)
+        g_out = seeded_randn(seed + 9, *out.shape, dtype=torch.float32)
         case.grad_args, case.grad_output = (0, 1, 2), g_out
         case.expected_grads = list(torch.autograd.grad(out, inputs, g_out))
     return case
@@ -161,7 +158,7 @@ SLIDING_WINDOW_CHECKS = [
 def _heads(b: int, hkv: int, s: int = 3, d: int = 2) -> Tensor:
     """Each head holds its own number (batch * 100 + head), plus noise in the last dim."""
     base = torch.arange(b)[:, None] * 100.0 + torch.arange(hkv)[None, :]
-    return base[:, :, None, None].double() + 0.01 * _randn(b * 10 + hkv, b, hkv, s, d)
+    return base[:, :, None, None].double() + 0.01 * seeded_randn(b * 10 + hkv, b, hkv, s, d)
 
 
 def _repeat_case(x: Tensor, n_rep: int, grads: bool = False) -> Case:
@@ -169,7 +166,7 @@ def _repeat_case(x: Tensor, n_rep: int, grads: bool = False) -> Case:
     out = repeat_kv(inp, n_rep)
     case = Case([x, n_rep], out.detach(), atol=1e-12, rtol=1e-12)
     if grads:
-        g_out = _randn(99, *out.shape)
+        g_out = seeded_randn(99, *out.shape)
         case.grad_args, case.grad_output = (0,), g_out
         case.expected_grads = list(torch.autograd.grad(out, [inp], g_out))
     return case

@@ -10,14 +10,11 @@ class and loaded with the reference's weights by name.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import torch
 from torch import Tensor
 
 from autograder.checks import Case, Check, ModuleInit
-from autograder.graders.base import Item
+from autograder.graders.base import Item, grad_case, seeded_randn
 from reference_impl.models.moe import (
     MoELayer,
     capacity_dispatch,
@@ -26,38 +23,14 @@ from reference_impl.models.moe import (
     router_top_k,
 )
 
-
-def _randn(
-    seed: int, *shape: int, scale: float = 1.0, dtype: torch.dtype = torch.float64
-) -> Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return scale * torch.randn(tuple(shape), generator=g, dtype=dtype)
-
-
-def _grad_case(
-    fn: Callable[..., Any], args: list[Any], grad_args: tuple[int, ...], seed: int
-) -> Case:
-    """Call ``fn`` on ``args``; compare the output and the gradients of ``grad_args`` for a
-    random upstream gradient of the (first) output."""
-    inputs = [a.clone().requires_grad_(i in grad_args) if isinstance(a, Tensor) else a
-              for i, a in enumerate(args)]  # fmt: skip
-    out = fn(*inputs)
-    first = out[0] if isinstance(out, tuple) else out
-    g_out = _randn(seed + 100, *first.shape, dtype=first.dtype)
-    grads = torch.autograd.grad(first, [inputs[i] for i in grad_args], g_out)
-    expected = tuple(o.detach() for o in out) if isinstance(out, tuple) else out.detach()
-    return Case(list(args), expected, grad_args=grad_args, grad_output=g_out,
-                expected_grads=list(grads))  # fmt: skip
-
-
 # --- router_top_k(x, weight, k) -> (logits, probs, indices) ----------------------------------
 
 
 def _router_case(seed: int, n: int, d: int, e: int, k: int, scale: float = 1.0,
                  grads: bool = False) -> Case:  # fmt: skip
-    x, w = _randn(seed, n, d, scale=scale), _randn(seed + 1, e, d)
+    x, w = seeded_randn(seed, n, d, scale=scale), seeded_randn(seed + 1, e, d)
     if grads:
-        return _grad_case(router_top_k, [x, w, k], (0, 1), seed)
+        return grad_case(router_top_k, [x, w, k], (0, 1), seed)
     return Case([x, w, k], router_top_k(x, w, k))
 
 
@@ -93,11 +66,11 @@ ROUTER_CHECKS = [
 
 def _gating_case(seed: int, n: int, e: int, k: int, normalize: bool | None = None,
                  scale: float = 1.0, grads: bool = False) -> Case:  # fmt: skip
-    logits = _randn(seed, n, e, scale=scale)
+    logits = seeded_randn(seed, n, e, scale=scale)
     kwargs = {} if normalize is None else {"normalize": normalize}
     norm = True if normalize is None else normalize
     if grads:
-        case = _grad_case(lambda lg: gating_weights(lg, k, norm), [logits], (0,), seed)
+        case = grad_case(lambda lg: gating_weights(lg, k, norm), [logits], (0,), seed)
         case.args, case.kwargs = [logits, k], kwargs
         return case
     return Case([logits, k], gating_weights(logits, k, norm), kwargs=kwargs)
@@ -134,7 +107,7 @@ GATING_CHECKS = [
 
 def _balanced_logits(n: int, e: int) -> Tensor:
     """Each token prefers expert t % E: every expert chosen equally often."""
-    logits = _randn(11, n, e, scale=0.1)
+    logits = seeded_randn(11, n, e, scale=0.1)
     logits[torch.arange(n), torch.arange(n) % e] += 3.0
     logits[torch.arange(n), (torch.arange(n) + 1) % e] += 2.0
     return logits
@@ -142,7 +115,7 @@ def _balanced_logits(n: int, e: int) -> Tensor:
 
 def _collapsed_logits(n: int, e: int) -> Tensor:
     """Every token prefers expert 0, then expert 1."""
-    logits = _randn(12, n, e)
+    logits = seeded_randn(12, n, e)
     logits[:, 0] += 6.0
     logits[:, 1] += 4.0
     return logits
@@ -150,18 +123,18 @@ def _collapsed_logits(n: int, e: int) -> Tensor:
 
 def _lb_case(logits: Tensor, e: int, k: int, grads: bool = False) -> Case:
     if grads:
-        return _grad_case(load_balancing_loss, [logits, e, k], (0,), 7)
+        return grad_case(load_balancing_loss, [logits, e, k], (0,), 7)
     return Case([logits, e, k], load_balancing_loss(logits, e, k))
 
 
 LB_CHECKS = [
     Check("64 tokens, 8 experts, top-2", 0.5,
-          lambda: _lb_case(_randn(1, 64, 8), 8, 2),
+          lambda: _lb_case(seeded_randn(1, 64, 8), 8, 2),
           "E * sum_i f_i * P_i with f_i = (number of tokens whose top-k includes expert i) / "
           "N and P_i = the mean over tokens of softmax(logits)[:, i]; do not forget the "
           "factor E"),
     Check("top-1 routing (the Switch Transformer)", 0.5,
-          lambda: _lb_case(_randn(2, 50, 4), 4, 1),
+          lambda: _lb_case(seeded_randn(2, 50, 4), 4, 1),
           "count each token's top_k choices (top_k is an argument), not only its first"),
     Check("balanced routing gives about top_k", 0.5,
           lambda: _lb_case(_balanced_logits(48, 6), 6, 2),
@@ -172,11 +145,11 @@ LB_CHECKS = [
           "f_i must count hard top-k assignments (0 or 1 per token and expert), P_i the soft "
           "probabilities; using the probabilities for both gives another value"),
     Check("gradient for the logits: only through P", 0.5,
-          lambda: _lb_case(_randn(3, 32, 4), 4, 2, grads=True),
+          lambda: _lb_case(seeded_randn(3, 32, 4), 4, 2, grads=True),
           "the counts f are constants (built from topk indices); the gradient flows through "
           "the mean probabilities P, computed with torch operations"),
     Check("logits of shape (B, T, E) are flattened over B and T", 0.5,
-          lambda: _lb_case(_randn(4, 3, 7, 5), 5, 2),
+          lambda: _lb_case(seeded_randn(4, 3, 7, 5), 5, 2),
           "reshape the logits to (-1, num_experts) first: N is every token of every sequence"),
 ]  # fmt: skip
 
@@ -186,7 +159,7 @@ LB_CHECKS = [
 
 def _indices(seed: int, n: int, e: int, k: int, skew: float = 0.0) -> Tensor:
     """k distinct experts per token, from a (possibly skewed) random router."""
-    logits = _randn(seed, n, e)
+    logits = seeded_randn(seed, n, e)
     logits[:, 0] += skew
     return torch.topk(logits, k, dim=-1).indices
 
@@ -248,12 +221,12 @@ def _layer_case(seed: int, shape: tuple[int, ...], d_ff: int, e: int, k: int = 2
                   seed)  # fmt: skip
     state = {n: v.detach().clone() for n, v in ref.state_dict().items()}
     init = ModuleInit(args=[d, d_ff, e, k], kwargs=dict(kwargs), state_dict=state)
-    x = _randn(seed + 1, *shape, dtype=torch.float32)
+    x = seeded_randn(seed + 1, *shape, dtype=torch.float32)
     x_in = x.clone().requires_grad_(grads)
     y, logits = ref(x_in)
     case = Case([x], (y.detach(), logits.detach()), module=init, atol=1e-5, rtol=1e-4)
     if grads:
-        g_out = _randn(seed + 2, *y.shape, dtype=torch.float32)
+        g_out = seeded_randn(seed + 2, *y.shape, dtype=torch.float32)
         named = list(ref.named_parameters())
         found = torch.autograd.grad(y, [x_in] + [p for _, p in named], g_out, allow_unused=True)
         case.grad_output, case.grad_args, case.expected_grads = g_out, (0,), [found[0]]

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from autograder.checks import Case, Check, ModuleInit
-from autograder.graders.base import Item
+from autograder.graders.base import Item, grad_case, seeded_randn
 from coursekit.testing import describe_difference
 from reference_impl.models.vision import (
     ImageProjector,
@@ -26,24 +26,6 @@ from reference_impl.models.vision import (
     patchify,
     prefix_lm_loss,
 )
-
-
-def _randn(
-    seed: int, *shape: int, scale: float = 1.0, dtype: torch.dtype = torch.float64
-) -> Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return scale * torch.randn(tuple(shape), generator=g, dtype=dtype)
-
-
-def _grad_case(fn: Callable[..., Tensor], args: list[Any], seed: int) -> Case:
-    """Call ``fn`` on ``args``; compare the output and the gradient of the first argument
-    for a random upstream gradient."""
-    x = args[0].clone().requires_grad_(True)
-    out = fn(x, *args[1:])
-    g_out = _randn(seed + 100, *out.shape, dtype=out.dtype)
-    (grad,) = torch.autograd.grad(out, [x], g_out)
-    return Case(list(args), out.detach(), grad_args=(0,), grad_output=g_out,
-                expected_grads=[grad])  # fmt: skip
 
 
 def _module_case(ref: nn.Module, init: list[Any], x: Tensor, seed: int, grads: bool = False,
@@ -64,7 +46,7 @@ def _module_case(ref: nn.Module, init: list[Any], x: Tensor, seed: int, grads: b
     case = Case([x], None if extra else expected, module=ModuleInit(init, {}, state),
                 atol=1e-5, rtol=1e-4, extra=extra(expected) if extra else None)  # fmt: skip
     if grads:
-        g_out = _randn(seed + 1, *y.shape, dtype=y.dtype)
+        g_out = seeded_randn(seed + 1, *y.shape, dtype=y.dtype)
         named = list(ref.named_parameters())
         found = torch.autograd.grad(y, [x_in] + [p for _, p in named], g_out)
         case.grad_output, case.grad_args, case.expected_grads = g_out, (0,), [found[0]]
@@ -108,7 +90,7 @@ def _images(seed: int, b: int, c: int, h: int, w: int, dtype: torch.dtype) -> Te
 def _patchify_case(seed: int, b: int, c: int, h: int, w: int, p: int, grads: bool = False) -> Case:
     images = _images(seed, b, c, h, w, torch.float64)
     if grads:
-        return _grad_case(patchify, [images, p], seed)
+        return grad_case(patchify, [images, p], (0,), seed)
     return Case([images, p], patchify(images, p), atol=0.0, rtol=0.0)
 
 
@@ -183,7 +165,7 @@ EMBED_CHECKS = [
 def _block_case(seed: int, shape: tuple[int, int, int], heads: int, d_ff: int,
                 grads: bool = False) -> Case:  # fmt: skip
     d = shape[-1]
-    x = _randn(seed + 7, *shape, dtype=torch.float32)
+    x = seeded_randn(seed + 7, *shape, dtype=torch.float32)
     return _module_case(ViTBlock(d, heads, d_ff), [d, heads, d_ff], x, seed, grads)
 
 
@@ -219,7 +201,7 @@ def _proj_case(seed: int, b: int, t: int, dv: int, d: int, scale: float = 1.0,
                grads: bool = False,
                extra: Callable[[Tensor], Callable[[Any], str | None]] | None = None
                ) -> Case:  # fmt: skip
-    x = _randn(seed + 7, b, t, dv, scale=scale, dtype=torch.float32)
+    x = seeded_randn(seed + 7, b, t, dv, scale=scale, dtype=torch.float32)
     return _module_case(ImageProjector(dv, d), [dv, d], x, seed, grads, extra)
 
 
@@ -253,13 +235,13 @@ PROJECTOR_CHECKS = [
 
 def _loss_case(seed: int, b: int, p: int, t: int, v: int, scale: float = 1.0,
                lengths: list[int] | None = None, grads: bool = False) -> Case:  # fmt: skip
-    logits = _randn(seed, b, p + t, v, scale=scale)
+    logits = seeded_randn(seed, b, p + t, v, scale=scale)
     g = torch.Generator().manual_seed(seed + 1)
     targets = torch.randint(0, v, (b, t), generator=g)
     for row, n in enumerate(lengths or []):
         targets[row, n:] = -100
     if grads:
-        case = _grad_case(prefix_lm_loss, [logits, targets, p], seed)
+        case = grad_case(prefix_lm_loss, [logits, targets, p], (0,), seed)
         case.atol, case.rtol = 1e-10, 1e-8
         return case
     return Case([logits, targets, p], prefix_lm_loss(logits, targets, p), atol=1e-10, rtol=1e-8)
