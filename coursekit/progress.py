@@ -513,9 +513,24 @@ def _save_cache(entries: dict[str, Any]) -> None:
         pass  # a read-only home: no cache, still correct
 
 
+def _environment() -> list[str]:
+    """What besides the code decides a result: the Python and the packages' versions (a
+    student who fixes their environment gets fresh results)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = [sys.executable]
+    for name in ("torch", "numpy", "gemini-workshop"):
+        try:
+            found.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name} missing")
+    return found
+
+
 def _key(cells: list[dict[str, Any]], timeout: float) -> str:
     code = [_source(c) for c in cells if c.get("cell_type") == "code"]
-    return hashlib.sha256(json.dumps([CACHE_VERSION, timeout, code]).encode()).hexdigest()
+    key = [CACHE_VERSION, timeout, _environment(), code]
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()
 
 
 # --- the course -------------------------------------------------------------------------------

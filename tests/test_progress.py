@@ -340,3 +340,16 @@ def test_error_lines_say_what_failed() -> None:
     for output, line in cases:
         assert progress._error_line(output) == line
     assert len(progress._error_line({"ename": "E", "evalue": "y" * 500})) == 200
+
+
+def test_a_changed_environment_is_not_served_from_the_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cells = [{"cell_type": "code", "source": "x = 1", "metadata": {}}]
+    before = progress._key(cells, 60.0)
+    assert progress._key(cells, 60.0) == before
+    env = progress._environment()
+    assert any(e.startswith("torch==") for e in env), env
+    other = [("torch==0.0.1" if e.startswith("torch==") else e) for e in env]
+    monkeypatch.setattr(progress, "_environment", lambda: other)
+    assert progress._key(cells, 60.0) != before
