@@ -2,8 +2,9 @@
 scripts/lab.py) on a free localhost port with a token, driven by Playwright in Debian's
 Chromium. It opens the setup notebook of a copy of the course, runs all cells and meets the
 stub's NotImplementedError, types a solution into the exercise cell through the page, runs it
-and sees the visible test pass, clicks nbgrader's Validate button and reads the result, and
-opens the progress view. Each step's screenshot is saved in artifacts/browser/.
+and sees the visible test pass, clicks nbgrader's Validate button and reads the result,
+opens the progress view, and opens the instructor's Formgrader from the Nbgrader menu. Each
+step's screenshot is saved in artifacts/browser/.
 
 Where Playwright or Chromium is missing the test skips, saying why, except when
 GW_REQUIRE_BROWSER=1 (set by .ci/run), where that is a failure.
@@ -193,6 +194,13 @@ def test_student_first_exercise_in_jupyterlab(lab: dict[str, Any]) -> None:
             assert "causal_average" in text and "visible tests pass" in text, text
             assert "all tests pass" not in text.lower() and "hidden graders" in text, text
             assert progress.locator(".jp-OutputArea-output img").count() >= 1  # the chart
+
+            # The instructor's side of the same server: the Formgrader (Nbgrader menu).
+            page.locator(".lm-MenuBar-item", has_text="Nbgrader").first.click()
+            page.locator(".lm-Menu-item", has_text="Formgrader").first.click()
+            formgrader = page.frame_locator("iframe").first
+            formgrader.get_by_text("Manage Assignments").first.wait_for()
+            shot("formgrader")
         except Exception:
             shot("failure")
             print(lab["log"].read_text()[-3000:])
