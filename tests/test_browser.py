@@ -211,3 +211,15 @@ def test_student_first_exercise_in_jupyterlab(lab: dict[str, Any]) -> None:
     # The student's answer is in their file, and nothing else changed it.
     nb = nbformat.read(str(lab["course"] / NOTEBOOK), as_version=4)
     assert any("weights.sum(dim=-1" in c.source for c in nb.cells)
+
+
+def test_a_missing_browser_skips_with_a_reason_or_fails_where_required(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GW_CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.delenv("GW_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no Chromium at /nonexistent/chromium"):
+        chromium()
+    monkeypatch.setenv("GW_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="GW_REQUIRE_BROWSER=1 but no Chromium"):
+        chromium()
