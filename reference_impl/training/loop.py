@@ -302,4 +302,5 @@ def _train(
                      "val_ppl": math.exp(min(result.val_loss, 50))})  # fmt: skip
         save_checkpoint(out / "model.pt", state(stop, torch.get_rng_state(), gen.get_state()))
     metrics.close()
+    distributed.barrier(d)  # the others wait while the main process evaluates and saves
     return result
