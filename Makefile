@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(RUN) python scripts/demo.py
 
 test: $(STAMP)
-	$(RUN) GW_FAST=1 python -m pytest -n 2 --dist loadfile --nbval-lax tests source $(PYTEST_ARGS)
+	$(RUN) GW_FAST=1 python -m pytest -n 2 --dist loadfile --durations=15 --nbval-lax tests source $(PYTEST_ARGS)
 
 # JupyterLab on release/, with nbgrader's Validate button (and Formgrader for instructors).
 lab: $(STAMP)

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,12 +117,28 @@ def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
         log.close()
 
 
+def poll_json(url: str, deadline: float) -> Any:
+    """The JSON at ``url``, or None after a transient failure (a 5xx answer, a refused or
+    timed-out connection) before ``deadline``. jupyter_server answers 500 to /api/kernels
+    while a kernel is still starting (``KeyError: 'last_activity'`` in ``kernel_model``);
+    a 4xx (a wrong token, a wrong path) is an error at once."""
+    try:
+        return json.loads(urllib.request.urlopen(url, timeout=5).read())
+    except urllib.error.HTTPError as e:
+        if e.code < 500 or time.monotonic() > deadline:
+            raise
+    except OSError:
+        if time.monotonic() > deadline:
+            raise
+    return None
+
+
 def wait_for_kernel_connection(lab: dict[str, Any], timeout: float = 60.0) -> None:
     """Until the notebook's kernel is idle with the page's websocket connected to it."""
     url = f"{lab['url']}/api/kernels?token={lab['token']}"
     deadline = time.monotonic() + timeout
     while True:
-        kernels = json.loads(urllib.request.urlopen(url, timeout=5).read())
+        kernels = poll_json(url, deadline) or []
         if any(k.get("connections", 0) >= 1 and k.get("execution_state") == "idle"
                for k in kernels):  # fmt: skip
             return
@@ -248,3 +265,35 @@ def test_a_missing_browser_skips_with_a_reason_or_fails_where_required(
     monkeypatch.setenv("GW_REQUIRE_BROWSER", "1")
     with pytest.raises(pytest.fail.Exception, match="GW_REQUIRE_BROWSER=1 but no Chromium"):
         chromium()
+
+
+def test_kernel_polling_waits_out_transient_server_errors() -> None:
+    """A 500 while the kernel starts is retried until the deadline; a 403 is an error at once."""
+    import http.server
+    import threading
+
+    answers = iter([500, 500, 200, 403])
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code = next(answers)
+            self.send_response(code)
+            self.end_headers()
+            self.wfile.write(b"[]" if code == 200 else b"KeyError: 'last_activity'")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/api/kernels"
+        deadline = time.monotonic() + 30
+        assert [poll_json(url, deadline) for _ in range(3)] == [None, None, []]
+        with pytest.raises(urllib.error.HTTPError, match="403"):
+            poll_json(url, deadline)
+        with pytest.raises(urllib.error.HTTPError, match="500"):
+            answers = iter([500])
+            poll_json(url, time.monotonic() - 1)  # past the deadline: the 500 is raised
+    finally:
+        server.shutdown()

@@ -70,19 +70,21 @@ def test_given_attention_is_the_reference_one() -> None:
         exec(cell.source, namespace)
     cfg = ModelConfig(vocab_size=1, context_length=16, d_model=48, n_heads=6, n_layers=1,
                       bias=False)  # fmt: skip
-    reference = MultiHeadAttention(cfg)
+    # float64: the two sum in different orders, and a float32 gradient of 0.04 can differ by
+    # 1e-5 (1 ulp of the largest terms) on another CPU; in float64 they agree to 1e-12.
+    reference = MultiHeadAttention(cfg).double()
     with torch.no_grad():
         for p in reference.parameters():
             p.normal_(0.0, 0.3)
-    given = namespace["MultiHeadAttention"](48, 6)
+    given = namespace["MultiHeadAttention"](48, 6).double()
     given.load_state_dict(reference.state_dict())  # strict: the same names and shapes
-    x = torch.randn(2, 9, 48, requires_grad=True)
+    x = torch.randn(2, 9, 48, dtype=torch.float64, requires_grad=True)
     ours, theirs = given(x), reference(x)
-    assert_close(ours, theirs, "output", atol=1e-5)
+    assert_close(ours, theirs, "output", atol=1e-12, rtol=1e-10)
     g = torch.randn_like(theirs)
     (grad_ours,) = torch.autograd.grad(ours, x, g)
     (grad_theirs,) = torch.autograd.grad(theirs, x, g)
-    assert_close(grad_ours, grad_theirs, "input gradient", atol=1e-5)
+    assert_close(grad_ours, grad_theirs, "input gradient", atol=1e-12, rtol=1e-10)
 
 
 # --- the grader's expected values against torch's own layers ---------------------------------
