@@ -43,6 +43,8 @@ BLOCKED_EVENTS = {
     "socket.connect": "opens a network connection",
     "pty.spawn": "starts a process",
 }
+# The tensor dtypes that cross between the processes, by the name both sides send
+# (``str(dtype)`` without ``torch.``). The parent (sandbox.py) imports this table.
 DTYPES = {
     "float64": torch.float64, "float32": torch.float32, "float16": torch.float16,
     "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int32,

@@ -23,6 +23,7 @@ import nbformat
 
 from autograder.graders import ITEMS
 from autograder.harness import GRADE_CALL
+from coursekit.notebooks import nbgrader_meta
 
 MARKERS = [
     ("### BEGIN SOLUTION", "### END SOLUTION"),
@@ -58,7 +59,7 @@ def check_notebook(path: Path) -> list[str]:
         problems.append(f"{path}: cell {index} ({grade_id or 'no grade_id'}): {problem}")
 
     for index, cell in enumerate(nb.cells):
-        meta: dict[str, Any] = cell.get("metadata", {}).get("nbgrader", {})
+        meta = nbgrader_meta(cell)
         grade_id = str(meta.get("grade_id", ""))
         for begin, end in MARKERS:
             problem = _markers_balanced(cell.source, begin, end)

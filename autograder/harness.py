@@ -20,6 +20,7 @@ from autograder import _child
 from autograder.checks import Case, Check, call_step, verify
 from autograder.graders import ITEMS, Item
 from autograder.sandbox import Limits, run_steps
+from coursekit.notebooks import nbgrader_meta
 
 GRADE_CALL = re.compile(r"""\bgrade\(\s*["']([\w.]+)["']""")
 SETUP_TAG = "gw-setup"
@@ -64,14 +65,9 @@ class NotebookReport:
         return asdict(self) | {"points": self.points, "max_points": self.max_points}
 
 
-def _nbgrader(cell: Any) -> dict[str, Any]:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return meta if isinstance(meta, dict) else {}
-
-
 def graded_item(cell: Any) -> str | None:
     """The item a test cell grades (from its hidden block), or None for other cells."""
-    meta = _nbgrader(cell)
+    meta = nbgrader_meta(cell)
     if cell.get("cell_type") != "code" or not meta.get("grade") or meta.get("solution"):
         return None
     match = GRADE_CALL.search(cell.get("source", ""))
@@ -82,7 +78,7 @@ def is_student_cell(cell: Any) -> bool:
     if cell.get("cell_type") != "code":
         return False
     tags = cell.get("metadata", {}).get("tags", [])
-    return bool(_nbgrader(cell).get("solution")) or SETUP_TAG in tags
+    return bool(nbgrader_meta(cell).get("solution")) or SETUP_TAG in tags
 
 
 def grade_notebook(path: str | Path, limits: Limits | None = None) -> NotebookReport:
@@ -111,9 +107,9 @@ def grade_notebook_node(nb: Any, name: str, limits: Limits | None = None) -> Not
         item_id = graded_item(cell)
         if item_id is None:
             continue
-        grade_id = str(_nbgrader(cell).get("grade_id", f"cell{index}"))
+        grade_id = str(nbgrader_meta(cell).get("grade_id", f"cell{index}"))
         item = ITEMS.get(item_id)
-        cell_report = CellReport(grade_id, item_id, float(_nbgrader(cell).get("points", 0)))
+        cell_report = CellReport(grade_id, item_id, float(nbgrader_meta(cell).get("points", 0)))
         report.cells.append(cell_report)
         if item is None:
             cell_report.error = f"unknown grader item {item_id!r} (an authoring error)"

@@ -22,6 +22,7 @@ from traitlets import Float, Integer
 
 from autograder.harness import CellReport, format_cell, grade_notebook_node
 from autograder.sandbox import Limits
+from coursekit.notebooks import nbgrader_meta
 
 
 class SafeExecute(Execute):
@@ -60,7 +61,7 @@ class TrustedGrades(NbGraderPreprocessor):
         report = grade_notebook_node(nb, name, limits)
         cells = {c.grade_id: c for c in report.cells}
         for cell in nb.cells:
-            meta = cell.get("metadata", {}).get("nbgrader", {})
+            meta = nbgrader_meta(cell)
             if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
                 continue
             max_points = float(meta.get("points", 0))

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from autograder._child import DTYPES  # the child's own table: one for both sides
+
 # Read once, at import: the child runs this text, so a later change to the file on disk
 # (by code that ran before, e.g. a student's kernel) cannot change what grading runs.
 CHILD_SOURCE = Path(__file__).with_name("_child.py").read_text(encoding="utf-8")
@@ -34,12 +36,6 @@ DIED = (
     "the process died or ran past the time limit during this step "
     "(an infinite loop, os._exit, a crash, or too much memory)"
 )
-# The same table as in _child.py, which cannot import this package (tested equal).
-DTYPES = {
-    "float64": torch.float64, "float32": torch.float32, "float16": torch.float16,
-    "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int32,
-    "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
-}  # fmt: skip
 
 
 @dataclass
@@ -141,6 +137,7 @@ def _limit(limits: Limits) -> None:  # runs in the child between fork and exec
 def _private_and_public(workdir: str) -> tuple[list[str], list[str], list[str]]:
     """What the child may not read: the graders and the reference (ever), and the course
     and repository folders (except the ``public`` folders inside them)."""
+    import coursedata
     import coursekit
     import reference_impl
 
@@ -154,6 +151,7 @@ def _private_and_public(workdir: str) -> tuple[list[str], list[str], list[str]]:
         private.append(str(cwd))  # the course root nbgrader runs in
     public = [sys.prefix, sys.base_prefix, sys.exec_prefix, workdir]
     public.append(str(Path(coursekit.__file__).resolve().parent))
+    public.append(str(Path(coursedata.__file__).resolve().parent))
     return secret, private, public
 
 

@@ -25,6 +25,8 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+from coursekit.notebooks import nbgrader_meta
+
 SIMILAR = 0.7  # the least name similarity (0..1) for a notebook to be taken for a released one
 
 
@@ -63,7 +65,7 @@ def answers(nb: dict) -> dict[str, str]:
     """The source of each solution cell, by grade_id."""
     out = {}
     for cell in nb["cells"]:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
+        meta = nbgrader_meta(cell)
         if meta.get("solution"):
             source = cell.get("source", "")
             out[meta.get("grade_id", "")] = "".join(source) if isinstance(source, list) else source

@@ -7,7 +7,7 @@ lets autograd save what it needs; "tiled" is ``reference_impl.models.tiled_atten
 (key tiles of ``--tile`` columns, backward by recomputation per tile).
 
 Memory method: CPU allocations are invisible to ``tracemalloc`` and torch keeps no CPU peak
-statistics, so :class:`~reference_impl.models.tiled_attention.LiveTensorMemory` (a
+statistics, so :class:`~reference_impl.utils.memory.LiveTensorMemory` (a
 ``TorchDispatchMode``) sees every op's output tensors, counts each new storage's bytes while
 it is referenced (by Python or by autograd's saved tensors; a weak reference tells when it is
 freed) and records the largest total. Inputs (q, k, v, the upstream gradient) are excluded:
@@ -20,15 +20,31 @@ are measured in separate runs without the tracking mode (best of ``--repeats``).
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from reference_impl.models.tiled_attention import LiveTensorMemory, naive_attention, tiled_attention
+from reference_impl.models import repeat_kv, tiled_attention
+from reference_impl.utils.memory import LiveTensorMemory
 
 Attention = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+
+def naive_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """The textbook causal attention that builds the (T, S) score matrix and mask."""
+    n_rep = q.size(-3) // k.size(-3)
+    k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)
+    t, s = q.size(-2), k.size(-2)
+    scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.size(-1)))
+    p = torch.arange(t, device=q.device)[:, None] + (s - t)
+    j = torch.arange(0, s, device=q.device)[None, :]
+    allowed = torch.ones(t, s, dtype=torch.bool, device=q.device)
+    allowed = allowed & (j <= p)
+    scores = scores.masked_fill(~allowed, -math.inf)
+    return torch.softmax(scores, dim=-1) @ v
 
 
 def _inputs(t: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -67,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     impls: dict[str, Attention] = {
-        "naive": lambda q, k, v: naive_attention(q, k, v, is_causal=True),
+        "naive": naive_attention,
         "tiled": lambda q, k, v: tiled_attention(q, k, v, is_causal=True, tile_size=args.tile),
     }
     print(f"causal attention, 1 head of 64, float32, CPU, {args.threads} threads, "

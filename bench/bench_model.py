@@ -24,9 +24,9 @@ def hf_twin(cfg: ModelConfig) -> LlamaForCausalLM:
     assert cfg.pos_kind == "rope" and cfg.norm_kind == "rmsnorm" and cfg.ffn_kind == "swiglu"
     return LlamaForCausalLM(
         LlamaConfig(
-            vocab_size=cfg.vocab_size, hidden_size=cfg.d_model, intermediate_size=cfg.ffn_hidden,
+            vocab_size=cfg.vocab_size, hidden_size=cfg.d_model, intermediate_size=cfg.d_ff,
             num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads,
-            num_key_value_heads=cfg.kv_heads, head_dim=cfg.head_size,
+            num_key_value_heads=cfg.n_kv_heads, head_dim=cfg.head_dim,
             max_position_embeddings=cfg.context_length, rms_norm_eps=cfg.norm_eps,
             tie_word_embeddings=cfg.tie_weights, bos_token_id=0, eos_token_id=0,
             attn_implementation="sdpa",

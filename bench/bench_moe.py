@@ -17,7 +17,7 @@ import time
 import torch
 from torch import Tensor
 
-from coursekit import generate_stories
+from coursedata import generate_stories
 from reference_impl.models import ModelConfig, MoELayer, TransformerLM
 from reference_impl.models.moe import load_balancing_loss, router_z_loss
 

@@ -28,8 +28,8 @@ from bench_generation import run as generation_benchmark  # run as a script: ben
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from reference_impl.models import ModelConfig, TransformerLM, from_hf_gpt2
-from reference_impl.training import lm_loss, load_experiment, make_optimizer, train
+from reference_impl.models import ModelConfig, TransformerLM, from_hf_gpt2, lm_loss
+from reference_impl.training import load_experiment, make_optimizer, train
 
 REPO = Path(__file__).resolve().parents[1]
 NANOGPT_CPU_VAL_LOSS = 1.88

@@ -2,14 +2,28 @@
 the self-paced progress view (``show_progress``).
 
 This package holds no answers; release notebooks import it, never ``reference_impl``
-or ``autograder``.
+or ``autograder``. Names are imported on first use, so that light tools (reading a
+notebook's nbgrader metadata with :mod:`coursekit.notebooks`) do not pay for torch.
 """
 
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from coursekit.images import generate_shape_images, load_digit_images
-from coursekit.stories import generate_stories
-from coursekit.testing import FAST, assert_close, describe_difference
+if TYPE_CHECKING:
+    from coursedata import generate_shape_images, generate_stories
+    from coursekit.images import load_digit_images
+    from coursekit.progress import show_progress
+    from coursekit.testing import FAST, assert_close, describe_difference
+
+_WHERE = {
+    "FAST": "coursekit.testing",
+    "assert_close": "coursekit.testing",
+    "describe_difference": "coursekit.testing",
+    "generate_shape_images": "coursedata",
+    "generate_stories": "coursedata",
+    "load_digit_images": "coursekit.images",
+    "show_progress": "coursekit.progress",
+}
 
 __all__ = [
     "FAST",
@@ -23,10 +37,6 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """``show_progress`` is imported on first use, so that ``python -m coursekit.progress``
-    does not find its module already imported by the package."""
-    if name == "show_progress":
-        from coursekit.progress import show_progress
-
-        return show_progress
-    raise AttributeError(f"module 'coursekit' has no attribute {name!r}")
+    if name not in _WHERE:
+        raise AttributeError(f"module 'coursekit' has no attribute {name!r}")
+    return getattr(import_module(_WHERE[name]), name)

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from coursekit.stories import generate_stories
+from coursedata import generate_stories
 from coursekit.testing import FAST
 
 PYTHON = (3, 11)
@@ -139,7 +139,7 @@ def check_data(root: Path = ROOT) -> list[Result]:
             "offline corpus",
             same and chars > 10_000,
             f"generate_stories: 200 stories, {chars:,} characters, deterministic: {same}",
-            f"cd {root} && git status coursekit/  # restore coursekit/stories.py",
+            f"cd {root} && git status coursedata/  # restore coursedata/stories.py",
         )
     ]
     copy = root / "data" / "tinystories" / "train.txt"

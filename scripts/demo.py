@@ -26,8 +26,10 @@ import nbformat  # noqa: E402
 import torch  # noqa: E402
 from nbgrader.api import Gradebook  # noqa: E402
 
+from coursekit.notebooks import grade_id, nbgrader_meta  # noqa: E402
 from examples.sample_answers import SAMPLE_ANSWERS  # noqa: E402
-from reference_impl.training import load_experiment, load_model, train  # noqa: E402
+from reference_impl.generation import generate, load_model  # noqa: E402
+from reference_impl.training import load_experiment, train  # noqa: E402
 from reference_impl.training.plots import plot_losses  # noqa: E402
 
 ASSIGNMENT, NOTEBOOK = "part2_fundamentals", "attention"
@@ -53,14 +55,13 @@ def make_course(course: Path) -> None:
 
 def submit(course: Path) -> None:
     source = nbformat.read(str(course / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"), 4)
-    solutions = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source.cells
-                 if c.get("metadata", {}).get("nbgrader", {}).get("solution")}  # fmt: skip
+    solutions = {grade_id(c): c.source for c in source.cells if nbgrader_meta(c).get("solution")}
     for student, answers in SAMPLE_ANSWERS.items():
         nb = nbformat.read(str(course / "release" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"), 4)
         for cell in nb.cells:
-            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-            if grade_id in answers:
-                cell.source = answers[grade_id] or solutions[grade_id]
+            gid = grade_id(cell)
+            if gid in answers:
+                cell.source = answers[gid] or solutions[gid]
         folder = course / "submitted" / student / ASSIGNMENT
         folder.mkdir(parents=True)
         nbformat.write(nb, str(folder / f"{NOTEBOOK}.ipynb"))
@@ -107,7 +108,7 @@ def main() -> int:
     plot = plot_losses(run)
     model, tok, _ = load_model(run / "model.pt")
     prompt = torch.tensor([tok.encode("Once upon a time")])
-    sample = model.generate(prompt, 200, temperature=0.8, top_k=40,
+    sample = generate(model, prompt, 200, temperature=0.8, top_k=40,
                             generator=torch.Generator().manual_seed(0))  # fmt: skip
     last = result.losses[max(result.losses)]
     print(f"   train loss {last:.3f}, validation loss {result.val_loss:.3f} "

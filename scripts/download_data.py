@@ -20,7 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reference_impl.data import DataUnavailable, documents, prepare, token_dir
-from reference_impl.data.sources import EOT, SIZES, SPLITS, local_copy
+from reference_impl.data.sources import SIZES, SPLITS, local_copy
+from reference_impl.tokenizer import EOT
 
 
 def keep_local_copy(size: str, data_dir: Path) -> None:

@@ -16,7 +16,6 @@ which ``assert_untouched_cells_keep_full_marks`` checks.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import nbformat
 import pytest
@@ -24,6 +23,7 @@ import pytest
 from autograder.graders import ITEMS
 from autograder.harness import CellReport, grade_notebook
 from autograder.sandbox import Limits
+from coursekit.notebooks import grade_id, nbgrader_meta
 
 LIMITS = Limits(step_timeout=8.0, memory_bytes=3 << 30)
 Answers = dict[str, tuple[str, float, str | None]]
@@ -33,10 +33,6 @@ Reports = dict[str, CellReport]
 
 def failed(cell: CellReport) -> dict[str, str]:
     return {c.name: c.message for c in cell.checks if not c.passed}
-
-
-def grade_id(cell: Any) -> str | None:
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
 def grade_cells(path: Path) -> Reports:
@@ -90,7 +86,7 @@ def assert_items_are_graded_fairly(source: Path, exercises: Exercises) -> None:
     """Cell points = item points; five checks or more, each with a hint; three wrong answers
     or more that score below full marks."""
     nb = nbformat.read(str(source), as_version=4)
-    points = {grade_id(c): c.metadata["nbgrader"].get("points") for c in nb.cells if grade_id(c)}
+    points = {grade_id(c): nbgrader_meta(c).get("points") for c in nb.cells if grade_id(c)}
     for test_cell, item, cell_points, answers in exercises.values():
         checks = ITEMS[item].checks
         assert points[test_cell] == cell_points == ITEMS[item].points, item

@@ -15,6 +15,7 @@ import torch
 from autograder.graders import ITEMS
 from autograder.harness import grade_notebook
 from autograder.sandbox import Limits
+from coursekit.notebooks import grade_id
 
 from .conftest import REPO
 from .fixtures.attention_class import MHA_MISTAKES
@@ -142,10 +143,22 @@ def test_grading_is_deterministic(tmp_path: Path) -> None:
     }
 
 
-def test_child_and_parent_agree_on_dtypes() -> None:
-    from autograder import _child, sandbox
+SENT_DTYPES = [  # what the graders send (float64, float32, int64, bool) or a student may return
+    torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32,
+    torch.int16, torch.int8, torch.uint8, torch.bool,
+]  # fmt: skip
 
-    assert _child.DTYPES == sandbox.DTYPES
+
+@pytest.mark.parametrize("dtype", SENT_DTYPES, ids=str)
+def test_tensors_of_every_dtype_cross_the_sandbox_both_ways(dtype: torch.dtype) -> None:
+    from autograder import _child
+    from autograder.sandbox import decode_value, encode_tensor
+
+    t = (torch.arange(12.0).reshape(3, 4) % 5 * 7.25).to(dtype)  # 0 to 29, some fractions
+    there = _child.decode(json.loads(json.dumps(encode_tensor(t))))
+    back = decode_value(json.loads(json.dumps(_child.encode(there))))
+    for got in (there, back):
+        assert got.dtype == dtype and got.shape == t.shape and torch.equal(got, t)
 
 
 def test_graders_run_under_pytest(tmp_path: Path) -> None:
@@ -171,7 +184,7 @@ def test_mha_mistakes_lose_points(tmp_path: Path, name: str) -> None:
     source, expected = MHA_MISTAKES[name]
     nb = nbformat.read(str(REPO / "source/part2_fundamentals/attention.ipynb"), as_version=4)
     for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "mha":
+        if grade_id(cell) == "mha":
             cell.source = source
     path = tmp_path / "attention.ipynb"
     nbformat.write(nb, str(path))

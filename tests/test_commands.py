@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from reference_impl.generation import generate
+from reference_impl.generation import generate, load_model
 from reference_impl.models import ModelConfig
 from reference_impl.training import (
     DataConfig,
     ExperimentConfig,
     TrainConfig,
-    load_model,
     train,
 )
 

@@ -91,3 +91,16 @@ def test_yaml_exponent_floats_are_floats(tmp_path: Path) -> None:
 def test_int_accepted_for_float(tmp_path: Path) -> None:
     exp = load_experiment(write(tmp_path, BASE + ", rope_theta: 500000}"))
     assert exp.model.rope_theta == 500000.0 and isinstance(exp.model.rope_theta, float)
+
+
+def test_derived_fields_are_filled_in_once_and_null_means_derive() -> None:
+    base = {"vocab_size": 10, "context_length": 8, "d_model": 96, "n_heads": 4, "n_layers": 1}
+    cfg = ModelConfig.from_dict(base | {"n_kv_heads": None, "head_dim": None, "d_ff": None})
+    assert (cfg.n_kv_heads, cfg.head_dim, cfg.d_ff) == (4, 24, 384)
+    gated = ModelConfig.from_dict(base | {"ffn_kind": "swiglu"})
+    assert gated.d_ff == 256  # 8/3 * 96 = 256, a multiple of 64
+    assert ModelConfig.from_dict(gated.to_dict()) == gated  # what a checkpoint stores
+    with pytest.raises(ConfigError, match=r"model\.d_ff: must be >= 1"):
+        ModelConfig.from_dict(base | {"d_ff": 0})
+    with pytest.raises(ConfigError, match=r"model\.n_kv_heads: expected int"):
+        ModelConfig.from_dict(base | {"n_kv_heads": "two"})

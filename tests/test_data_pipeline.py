@@ -16,13 +16,13 @@ from reference_impl.data import (
     DataUnavailable,
     documents,
     get_batch,
-    load_tokenizer,
     open_token_file,
     prepare,
     sources,
     write_token_file,
 )
-from reference_impl.data.sources import EOT, local_copy
+from reference_impl.data.sources import local_copy
+from reference_impl.tokenizer import EOT, load_tokenizer
 
 from .conftest import REPO
 

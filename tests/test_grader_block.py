@@ -23,6 +23,7 @@ from autograder.checks import Check
 from autograder.graders.block import LAYERNORM_CHECKS, RMSNORM_CHECKS, SWIGLU_CHECKS
 from autograder.harness import is_student_cell
 from coursekit import assert_close
+from coursekit.notebooks import grade_id
 from reference_impl.models import ModelConfig, MultiHeadAttention
 
 from .conftest import REPO
@@ -34,7 +35,6 @@ from .fixtures.block_mistakes import (
     SWIGLU_MISTAKES,
 )
 from .notebook_grading import (  # noqa: F401  (the standard tests, collected here)
-    grade_id,
     test_answers_score_exactly,
     test_items_are_graded_fairly,
     test_source_notebook_gets_full_marks,

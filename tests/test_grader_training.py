@@ -29,6 +29,7 @@ from autograder.graders.training import (
     torch_adamw_step,
 )
 from autograder.harness import grade_notebook
+from coursekit.notebooks import grade_id
 
 from .conftest import REPO
 from .fixtures.training_mistakes import (
@@ -68,7 +69,7 @@ def test_train_step_is_built_from_the_students_own_pieces(tmp_path: Path) -> Non
     functions, as the notebook says."""
     nb = nbformat.read(str(SOURCE), as_version=4)
     for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "lr_at":
+        if grade_id(cell) == "lr_at":
             cell.source = LR_AT_MISTAKES["decays_to_zero"][0]
     path = tmp_path / "training_loop.ipynb"
     nbformat.write(nb, str(path))

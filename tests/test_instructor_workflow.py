@@ -29,9 +29,9 @@ import nbformat
 import pytest
 
 from autograder import submissions
+from coursekit.notebooks import grade_id, nbgrader_meta
 
 from .conftest import REPO
-from .notebook_grading import grade_id
 
 DOC = REPO / "docs" / "instructors.md"
 ASSIGNMENT = "part0_setup"
@@ -96,7 +96,7 @@ def notebook_name() -> str:
 
 def source_cells() -> list[tuple[nbformat.NotebookNode, dict]]:
     nb = nbformat.read(str(REPO / "source" / ASSIGNMENT / notebook_name()), as_version=4)
-    return [(c, c.metadata.get("nbgrader", {})) for c in nb.cells]
+    return [(c, nbgrader_meta(c)) for c in nb.cells]
 
 
 def solutions() -> dict[str, str]:

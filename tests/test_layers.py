@@ -89,9 +89,9 @@ def test_swiglu_matches_hf_llama_mlp() -> None:
 
 
 def test_default_ffn_widths() -> None:
-    assert _cfg(d_ff=None).ffn_hidden == 64
+    assert _cfg(d_ff=None).d_ff == 64
     # Gated: 8/3 * d rounded up to a multiple of 64 keeps the parameter count of the 4x MLP.
-    assert _cfg(d_ff=None, d_model=96, n_heads=2, ffn_kind="swiglu").ffn_hidden == 256
+    assert _cfg(d_ff=None, d_model=96, n_heads=2, ffn_kind="swiglu").d_ff == 256
 
 
 def test_sinusoidal_formula() -> None:

@@ -15,6 +15,8 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook, MissingEntry
 
+from coursekit.notebooks import grade_id
+
 from .conftest import REPO
 from .fixtures.attention_class import CLASS, CORRUPTED, DELETE
 
@@ -36,13 +38,13 @@ def nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.Complet
 def submit(course: Path, student: str, solutions: dict[str, str], tamper: dict[str, str]) -> None:
     nb = nbformat.read(str(course / "release" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"), as_version=4)
     for cell in list(nb.cells):
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id in solutions:
-            cell.source = solutions[grade_id]
-        if tamper.get(grade_id) == DELETE:
+        gid = grade_id(cell)
+        if gid in solutions:
+            cell.source = solutions[gid]
+        if tamper.get(gid) == DELETE:
             nb.cells.remove(cell)
-        elif grade_id in tamper:
-            cell.source = tamper[grade_id]
+        elif gid in tamper:
+            cell.source = tamper[gid]
     folder = course / "submitted" / student / ASSIGNMENT
     folder.mkdir(parents=True)
     nbformat.write(nb, str(folder / f"{NOTEBOOK}.ipynb"))

@@ -13,6 +13,8 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from coursekit.notebooks import grade_id, nbgrader_meta
+
 from .conftest import REPO
 
 BIN = Path(sys.executable).parent
@@ -30,15 +32,15 @@ def nbgrader(course: Path, *args: str) -> None:
 def submit_solutions(course: Path, assignment: str) -> None:
     for source in sorted((course / "source" / assignment).glob("*.ipynb")):
         solutions = {
-            cell.metadata["nbgrader"]["grade_id"]: cell.source
+            grade_id(cell): cell.source
             for cell in nbformat.read(str(source), as_version=4).cells
-            if cell.get("metadata", {}).get("nbgrader", {}).get("solution")
+            if nbgrader_meta(cell).get("solution")
         }
         nb = nbformat.read(str(course / "release" / assignment / source.name), as_version=4)
         for cell in nb.cells:
-            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-            if grade_id in solutions:
-                cell.source = solutions[grade_id]
+            gid = grade_id(cell)
+            if gid in solutions:
+                cell.source = solutions[gid]
         folder = course / "submitted" / STUDENT / assignment
         folder.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, str(folder / source.name))
@@ -65,9 +67,8 @@ def test_source_solutions_get_full_marks(course: Path, assignment: str) -> None:
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         for name in notebooks:
             source = nbformat.read(str(REPO / "source" / assignment / f"{name}.ipynb"), 4)
-            graded = {c.metadata["nbgrader"]["grade_id"] for c in source.cells
-                      if c.get("metadata", {}).get("nbgrader", {}).get("grade")
-                      and c.cell_type == "code"}  # fmt: skip
+            graded = {grade_id(c) for c in source.cells
+                      if nbgrader_meta(c).get("grade") and c.cell_type == "code"}  # fmt: skip
             nb = gb.find_submission_notebook(name, assignment, STUDENT)
             auto = [g for g in nb.grades if g.auto_score is not None]
             assert graded and {g.name for g in auto} == graded, name

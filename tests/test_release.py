@@ -13,6 +13,7 @@ import nbformat
 import pytest
 
 from autograder.authoring import check_notebook
+from coursekit.notebooks import grade_id, nbgrader_meta
 
 from .conftest import REPO
 
@@ -90,16 +91,13 @@ def test_release_leaks_no_solution(source: Path) -> None:
     secret = set()
     for cell in nbformat.read(str(source), as_version=4).cells:
         secret |= solution_lines(cell.source)
-        if cell.cell_type == "markdown" and cell.get("metadata", {}).get("nbgrader", {}).get(
-            "solution"
-        ):
+        if cell.cell_type == "markdown" and nbgrader_meta(cell).get("solution"):
             secret.add(cell.source.strip())  # a model answer to a written question
     leaked = [line for line in secret if line in text]
     assert not leaked, f"{release.name} contains solution lines: {leaked[:3]}"
 
     def is_solution(c: nbformat.NotebookNode) -> bool:
-        return c.cell_type == "code" and bool(c.get("metadata", {}).get("nbgrader", {}).get(
-            "solution"))  # fmt: skip
+        return c.cell_type == "code" and bool(nbgrader_meta(c).get("solution"))
 
     stubs = sum(c.source.count("raise NotImplementedError()")
                 for c in released.cells if is_solution(c))  # fmt: skip
@@ -126,7 +124,7 @@ def _replace(cell, old: str, new: str) -> None:
 
 def _authoring_problems(tmp_path: Path, edit) -> list[str]:
     nb = nbformat.read(str(REPO / "source/part2_fundamentals/attention.ipynb"), as_version=4)
-    edit(nb.cells, {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells})
+    edit(nb.cells, {grade_id(c): c for c in nb.cells})
     path = tmp_path / "edited.ipynb"
     nbformat.write(nb, str(path))
     return check_notebook(path)

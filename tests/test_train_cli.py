@@ -9,8 +9,10 @@ from pathlib import Path
 
 import torch
 
-from reference_impl.data import ByteTokenizer, generate_stories, get_batch
+from coursedata import generate_stories
+from reference_impl.data import get_batch
 from reference_impl.models import ModelConfig, TransformerLM
+from reference_impl.tokenizer import ByteTokenizer
 from reference_impl.training import cosine_lr
 
 from .conftest import REPO

@@ -14,13 +14,13 @@ import pytest
 import torch
 import yaml
 
+from reference_impl.generation import load_model
 from reference_impl.models import ModelConfig
 from reference_impl.training import (
     DataConfig,
     ExperimentConfig,
     TrainConfig,
     TrainError,
-    load_model,
     train,
 )
 
@@ -82,6 +82,19 @@ def test_stopped_and_resumed_run_equals_the_straight_run(straight, data_dir, tmp
     resumed = train(experiment(data_dir), tmp_path, resume=True, log=quiet)
     assert resumed.iters_done == 30 and resumed.val_loss == result.val_loss
     assert without_speed(tmp_path) == without_speed(out)  # every loss and lr, bit for bit
+
+
+def test_a_checkpoint_with_underived_config_fields_still_resumes(
+    straight, data_dir, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """Checkpoints written before ModelConfig filled in its derived fields saved them as None."""
+    result, _ = straight
+    train(experiment(data_dir), tmp_path, max_iters=12, log=quiet)
+    ckpt = torch.load(tmp_path / "model.pt", weights_only=True)
+    ckpt["model_config"] |= {"head_dim": None, "d_ff": None}
+    torch.save(ckpt, tmp_path / "model.pt")
+    resumed = train(experiment(data_dir), tmp_path, resume=True, log=quiet)
+    assert resumed.iters_done == 30 and resumed.val_loss == result.val_loss
 
 
 def test_interrupted_run_keeps_its_iterations_and_resumes_exactly(

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from transformers import ViTConfig, ViTModel
 
+from coursedata.images import COLOURS
 from coursekit import generate_shape_images, load_digit_images
-from coursekit.images import COLOURS
 from reference_impl.models import ModelConfig
 from reference_impl.models.vision import (
     ImageCaptioner,

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from autograder.checks import Case, Check, ModuleInit
-from autograder.graders.base import Item
+from autograder.checks import Case, Check
+from autograder.graders.base import Item, module_case
 from reference_impl.models import (
     ModelConfig,
     MultiHeadAttention,
@@ -152,19 +152,9 @@ def _mha_case(
     g = torch.Generator().manual_seed(seed)
     if x is None:
         x = scale * torch.randn(b, t, d_model, generator=g)
-    state = {k: v.detach().clone() for k, v in mha.state_dict().items()}
-    init = ModuleInit(args=[d_model, n_heads], state_dict=state)
-    x_in = x.clone().requires_grad_(grads)
-    out = mha(x_in)
-    case = Case([x], out.detach(), module=init, atol=1e-5, rtol=1e-4)
-    if grads:
-        g_out = torch.randn(out.shape, generator=g, dtype=out.dtype)
-        names, params = zip(*mha.named_parameters(), strict=True)
-        found = torch.autograd.grad(out, [x_in, *params], g_out)
-        case.grad_args, case.grad_output = (0,), g_out
-        case.expected_grads = [found[0]]
-        case.expected_param_grads = dict(zip(names, found[1:], strict=True))
-    return case
+    return module_case(
+        mha, [x], [d_model, n_heads], grad_args=(0,) if grads else (), params=grads, grad_seed=g
+    )
 
 
 def _mha_no_future_leak() -> Case:

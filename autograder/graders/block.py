@@ -14,8 +14,8 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from autograder.checks import Case, Check, ModuleInit
-from autograder.graders.base import Item
+from autograder.checks import Case, Check
+from autograder.graders.base import Item, module_case
 from reference_impl.models import GatedMLP, ModelConfig, TransformerBlock, TransformerLM
 from reference_impl.models.norms import LayerNorm, RMSNorm
 
@@ -61,27 +61,21 @@ def _case(
     call it on ``x``. With ``grads``, compare the gradients of a float input and of the
     parameters (``only`` those named, or all but ``skip``). With ``exact``, the expected
     output is computed in float64 and rounded to float32 (the true value)."""
-    state = {k: v.detach().clone() for k, v in ref.state_dict().items()}
-    init = ModuleInit(args=list(args), kwargs=dict(kwargs or {}), state_dict=state)
-    float_input = x.is_floating_point()
-    x_in = x.clone().requires_grad_(grads and float_input)
+    grads = grads and not exact
+    named = [n for n, _ in ref.named_parameters() if n not in skip and (only is None or n in only)]
+    case = module_case(
+        ref,
+        [x],
+        args,
+        init_kwargs=kwargs,
+        grad_args=(0,) if grads and x.is_floating_point() else (),
+        params=named if grads else False,
+        grad_seed=seed + 100,
+        atol=atol,
+        rtol=rtol,
+    )
     if exact:
-        expected = copy.deepcopy(ref).double()(x.double()).float()
-        return Case([x], expected, module=init, atol=atol, rtol=rtol)
-    out = ref(x_in)
-    case = Case([x], out.detach(), module=init, atol=atol, rtol=rtol)
-    if grads:
-        g_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed + 100))
-        named = [(n, p) for n, p in ref.named_parameters() if n not in skip]
-        if only is not None:
-            named = [(n, p) for n, p in named if n in only]
-        names = [n for n, _ in named]
-        inputs = ([x_in] if float_input else []) + [p for _, p in named]
-        found = list(torch.autograd.grad(out, inputs, g_out))
-        case.grad_output = g_out
-        if float_input:
-            case.grad_args, case.expected_grads = (0,), [found.pop(0)]
-        case.expected_param_grads = dict(zip(names, found, strict=True))
+        case.expected = copy.deepcopy(ref).double()(x.double()).float()
     return case
 
 

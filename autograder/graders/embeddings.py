@@ -23,8 +23,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from autograder.checks import Case, Check, ModuleInit
-from autograder.graders.base import Item
+from autograder.checks import Case, Check
+from autograder.graders.base import Item, module_case
 from reference_impl.models import (
     ModelConfig,
     TransformerLM,
@@ -159,27 +159,29 @@ def _emb_case(
     with torch.no_grad():  # spread the weights (the default std 0.02 hides mistakes)
         model.tok_emb.weight.normal_(0.0, 1.0)
         model.pos_emb.weight.normal_(0.0, 1.0)
-    state = {
-        "tok_emb.weight": model.tok_emb.weight.detach().clone(),
-        "pos_emb.weight": model.pos_emb.weight.detach().clone(),
-    }
+    weights = ["tok_emb.weight", "pos_emb.weight"]
+    state = {n: model.get_parameter(n).detach().clone() for n in weights}
     g = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, vocab, (b, t), generator=g)
-    seen: list[Tensor] = []
-    hook = model.drop.register_forward_hook(lambda _m, _i, out: seen.append(out))
-    with torch.set_grad_enabled(grads):
+
+    def embedding_stage(idx: Tensor) -> Tensor:
+        seen: list[Tensor] = []
+        hook = model.drop.register_forward_hook(lambda _m, _i, out: seen.append(out))
         model(idx)
-    hook.remove()
-    out = seen[0]
-    init = ModuleInit(args=[vocab, context, d], state_dict=state)
-    case = Case([idx], out.detach(), module=init, atol=1e-6, rtol=1e-5)
-    if grads:
-        g_out = torch.randn(out.shape, generator=g, dtype=out.dtype)
-        weights = [model.tok_emb.weight, model.pos_emb.weight]
-        found = torch.autograd.grad(out, weights, g_out)
-        case.grad_output = g_out
-        case.expected_param_grads = dict(zip(state, found, strict=True))
-    return case
+        hook.remove()
+        return seen[0]
+
+    return module_case(
+        model,
+        [idx],
+        [vocab, context, d],
+        state=state,
+        forward=embedding_stage,
+        params=weights if grads else False,
+        grad_seed=g,
+        atol=1e-6,
+        rtol=1e-5,
+    )
 
 
 TOKEN_POSITION_CHECKS = [

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from autograder.checks import Case, Check, ModuleInit
-from autograder.graders.base import Item
+from autograder.checks import Case, Check
+from autograder.graders.base import Item, module_case
 from reference_impl.models.recurrent import (
     RNN,
     RNNCell,
@@ -40,19 +40,7 @@ def _cell_case(
     ref.load_state_dict(peer.state_dict())
     g = torch.Generator().manual_seed(seed)
     args = [scale * _randn(g, b, i)] + ([_randn(g, b, h)] if with_h else [])
-    inputs = [a.clone().requires_grad_(n in grads) for n, a in enumerate(args)]
-    out = ref(*inputs)
-    state = {k: v.detach().clone() for k, v in peer.state_dict().items()}
-    case = Case(args, out.detach(), module=ModuleInit([i, h], state_dict=state),
-                atol=1e-5, rtol=1e-4)  # fmt: skip
-    if grads or params:
-        g_out = _randn(g, *out.shape)
-        found = torch.autograd.grad(out, [inputs[n] for n in grads] + list(ref.parameters()), g_out)
-        case.grad_output, case.grad_args = g_out, grads
-        case.expected_grads = list(found[: len(grads)])
-        if params:
-            case.expected_param_grads = dict(zip(NAMES, found[len(grads) :], strict=True))
-    return case
+    return module_case(ref, args, [i, h], grad_args=grads, params=params, grad_seed=g)
 
 
 RNN_CELL_CHECKS = [
@@ -91,19 +79,16 @@ def _rnn_case(
     args = [_randn(g, b, t, i) if batch_first else _randn(g, t, b, i)]
     if with_h0:
         args.append(_randn(g, b, h))
-    inputs = [a.clone().requires_grad_(n in grads) for n, a in enumerate(args)]
-    out, h_n = ref(*inputs)
-    init = ModuleInit([i, h], {"batch_first": batch_first}, state)
-    case = Case(args, (out.detach(), h_n.detach()), module=init, atol=1e-5, rtol=1e-4)
-    if grads or params:
-        g_out = _randn(g, *out.shape)
-        names, ps = zip(*ref.named_parameters(), strict=True)
-        found = torch.autograd.grad(out, [inputs[n] for n in grads] + list(ps), g_out)
-        case.grad_output, case.grad_args = g_out, grads
-        case.expected_grads = list(found[: len(grads)])
-        if params:
-            case.expected_param_grads = dict(zip(names, found[len(grads) :], strict=True))
-    return case
+    return module_case(
+        ref,
+        args,
+        [i, h],
+        init_kwargs={"batch_first": batch_first},
+        state=state,
+        grad_args=grads,
+        params=params,
+        grad_seed=g,
+    )
 
 
 RNN_CHECKS = [

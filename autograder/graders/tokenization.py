@@ -22,7 +22,7 @@ from autograder.graders.base import Item
 from coursekit import generate_stories
 from reference_impl.tokenizer import Tokenizer
 from reference_impl.tokenizer import train_bpe as reference_train_bpe
-from reference_impl.tokenizer.bpe import _merge_word
+from reference_impl.tokenizer.bpe import merge
 from reference_impl.tokenizer.pretokenize import count_pretokens, special_pattern, split_special
 
 EOT = "<|endoftext|>"
@@ -99,7 +99,7 @@ COUNT_PAIRS_CHECKS = [
 
 
 def _merge_case(ids: list[int], pair: tuple[int, int], new_id: int) -> Case:
-    return Case([list(ids), pair, new_id], _merge_word(list(ids), pair, new_id))
+    return Case([list(ids), pair, new_id], merge(list(ids), pair, new_id))
 
 
 MERGE_CHECKS = [

@@ -10,16 +10,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from autograder.checks import Case, Check, ModuleInit
-from autograder.graders.base import Item
+from autograder.checks import Case, Check
+from autograder.graders.base import Item, module_case
 from reference_impl.models.recurrent import (
     LSTMCell,
     hidden_grad_norms,
     make_recall_task,
     masked_accuracy,
 )
-
-NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 def _randn(g: torch.Generator, *shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -90,19 +88,7 @@ def _lstm_case(
     args: list[object] = [x]
     if with_state:
         args.append((_randn(g, b, h), 2.0 * _randn(g, b, h)))
-    x_in = x.clone().requires_grad_(0 in grads)
-    out = ref(x_in, *args[1:])
-    case = Case(args, (out[0].detach(), out[1].detach()),
-                module=ModuleInit([i, h], state_dict=state), atol=1e-5, rtol=1e-4)  # fmt: skip
-    if grads or params:
-        g_out = _randn(g, b, h)
-        found = torch.autograd.grad(out[0], ([x_in] if grads else []) + list(ref.parameters()),
-                                    g_out)  # fmt: skip
-        case.grad_output, case.grad_args = g_out, grads
-        case.expected_grads = list(found[: len(grads)])
-        if params:
-            case.expected_param_grads = dict(zip(NAMES, found[len(grads) :], strict=True))
-    return case
+    return module_case(ref, args, [i, h], state=state, grad_args=grads, params=params, grad_seed=g)
 
 
 LSTM_CHECKS = [

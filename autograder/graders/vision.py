@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from autograder.checks import Case, Check, ModuleInit
-from autograder.graders.base import Item, grad_case, seeded_randn
+from autograder.checks import Case, Check
+from autograder.graders.base import Item, grad_case, module_case, seeded_randn
 from coursekit.testing import describe_difference
 from reference_impl.models.vision import (
     ImageProjector,
@@ -28,7 +28,7 @@ from reference_impl.models.vision import (
 )
 
 
-def _module_case(ref: nn.Module, init: list[Any], x: Tensor, seed: int, grads: bool = False,
+def _spread_case(ref: nn.Module, init: list[Any], x: Tensor, seed: int, grads: bool = False,
                  extra: Callable[[Tensor], Callable[[Any], str | None]] | None = None
                  ) -> Case:  # fmt: skip
     """The reference module ``ref`` (weights spread with ``seed``) on ``x``: its output, and
@@ -39,18 +39,11 @@ def _module_case(ref: nn.Module, init: list[Any], x: Tensor, seed: int, grads: b
         for p in ref.parameters():
             p.normal_(0.0, 0.3, generator=g)
     ref.eval()
-    state = {n: v.detach().clone() for n, v in ref.state_dict().items()}
-    x_in = x.clone().requires_grad_(grads)
-    y = ref(x_in)
-    expected = y.detach()
-    case = Case([x], None if extra else expected, module=ModuleInit(init, {}, state),
-                atol=1e-5, rtol=1e-4, extra=extra(expected) if extra else None)  # fmt: skip
-    if grads:
-        g_out = seeded_randn(seed + 1, *y.shape, dtype=y.dtype)
-        named = list(ref.named_parameters())
-        found = torch.autograd.grad(y, [x_in] + [p for _, p in named], g_out)
-        case.grad_output, case.grad_args, case.expected_grads = g_out, (0,), [found[0]]
-        case.expected_param_grads = {n: gr for (n, _), gr in zip(named, found[1:], strict=True)}
+    case = module_case(
+        ref, [x], init, grad_args=(0,) if grads else (), params=grads, grad_seed=seed + 1
+    )
+    if extra:
+        case.expected, case.extra = None, extra(case.expected)
     return case
 
 
@@ -128,7 +121,7 @@ def _embed_case(seed: int, b: int, c: int, size: int, p: int, d: int, grads: boo
                 ) -> Case:  # fmt: skip
     ref = PatchEmbedding(size, p, c, d)
     x = _images(seed + 7, b, c, size, size, torch.float32)
-    return _module_case(ref, [size, p, c, d], x, seed, grads, extra)
+    return _spread_case(ref, [size, p, c, d], x, seed, grads, extra)
 
 
 EMBED_CHECKS = [
@@ -166,7 +159,7 @@ def _block_case(seed: int, shape: tuple[int, int, int], heads: int, d_ff: int,
                 grads: bool = False) -> Case:  # fmt: skip
     d = shape[-1]
     x = seeded_randn(seed + 7, *shape, dtype=torch.float32)
-    return _module_case(ViTBlock(d, heads, d_ff), [d, heads, d_ff], x, seed, grads)
+    return _spread_case(ViTBlock(d, heads, d_ff), [d, heads, d_ff], x, seed, grads)
 
 
 BLOCK_CHECKS = [
@@ -202,7 +195,7 @@ def _proj_case(seed: int, b: int, t: int, dv: int, d: int, scale: float = 1.0,
                extra: Callable[[Tensor], Callable[[Any], str | None]] | None = None
                ) -> Case:  # fmt: skip
     x = seeded_randn(seed + 7, b, t, dv, scale=scale, dtype=torch.float32)
-    return _module_case(ImageProjector(dv, d), [dv, d], x, seed, grads, extra)
+    return _spread_case(ImageProjector(dv, d), [dv, d], x, seed, grads, extra)
 
 
 PROJECTOR_CHECKS = [

@@ -3,39 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-from reference_impl.data.byte_tokenizer import ByteTokenizer
-from reference_impl.data.sources import EOT, SPLITS, documents
+from reference_impl.data.sources import SPLITS, documents
 from reference_impl.data.token_file import TokenFileMeta, write_token_file
-from reference_impl.tokenizer import Tokenizer
-
-
-@dataclass
-class TokenizerSpec:
-    """A tokenizer by name: ``bytes``, or a folder with ``vocab.json`` and ``merges.txt``."""
-
-    name: str
-    tokenizer: ByteTokenizer | Tokenizer
-    vocab_size: int
-    eot_id: int | None  # appended after each document; None: documents end with "\n\n"
-
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text)
-
-
-def load_tokenizer(spec: str) -> TokenizerSpec:
-    if spec == "bytes":
-        return TokenizerSpec("bytes", ByteTokenizer(), 256, None)
-    folder = Path(spec)
-    for vocab, merges in (("vocab.json", "merges.txt"), ("gpt2_vocab.json", "gpt2_merges.txt")):
-        if (folder / vocab).is_file() and (folder / merges).is_file():
-            tok = Tokenizer.from_files(folder / vocab, folder / merges, [EOT])
-            return TokenizerSpec(folder.name, tok, len(tok), tok.special_ids[EOT])
-    raise ValueError(
-        f"tokenizer {spec!r}: use 'bytes' or a folder holding vocab.json and merges.txt"
-    )
+from reference_impl.tokenizer import load_tokenizer
 
 
 def prepare(

@@ -14,9 +14,9 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-from reference_impl.data.stories import generate_stories
+from coursedata import generate_stories
+from reference_impl.tokenizer import EOT
 
-EOT = "<|endoftext|>"
 TINYSTORIES = "roneneldan/TinyStories"
 SPLITS = ("train", "validation")
 #: Number of (train, validation) stories per size; None means the whole split.

@@ -1,4 +1,5 @@
-"""Text generation: logit processors, greedy/sampled decoding with a KV cache, beam search."""
+"""Text generation: logit processors, greedy/sampled decoding with a KV cache, beam search,
+and loading a trained model to generate from."""
 
 from reference_impl.generation.beam import beam_search
 from reference_impl.generation.decoding import (
@@ -8,6 +9,7 @@ from reference_impl.generation.decoding import (
     next_token_logits,
     process_logits,
 )
+from reference_impl.generation.loading import load_model
 from reference_impl.generation.processors import (
     apply_repetition_penalty,
     apply_temperature,
@@ -22,6 +24,7 @@ __all__ = [
     "choose_next",
     "ends_with_any",
     "generate",
+    "load_model",
     "next_token_logits",
     "process_logits",
     "top_k_filter",

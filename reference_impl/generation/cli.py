@@ -16,9 +16,9 @@ import torch
 
 from reference_impl.generation.beam import beam_search
 from reference_impl.generation.decoding import generate
+from reference_impl.generation.loading import load_model
 from reference_impl.models import TransformerLM
-from reference_impl.training.checkpoint import CheckpointError, load_model
-from reference_impl.training.loop import resolve_device
+from reference_impl.utils import CheckpointError, resolve_device
 
 
 class UsageError(ValueError):

@@ -11,7 +11,7 @@ from reference_impl.models.cache import KVCache, LayerKVCache
 from reference_impl.models.config import ModelConfig
 from reference_impl.models.ffn import MLP, GatedMLP, build_ffn
 from reference_impl.models.hf import UnsupportedHFModel, from_hf_gpt2, from_hf_llama
-from reference_impl.models.model import TransformerLM
+from reference_impl.models.model import TransformerLM, lm_loss
 from reference_impl.models.moe import MoELayer, from_hf_mixtral_moe
 from reference_impl.models.norms import LayerNorm, RMSNorm
 from reference_impl.models.positions import (
@@ -74,6 +74,7 @@ __all__ = [
     "from_hf_llama",
     "from_hf_mixtral_moe",
     "from_hf_vit",
+    "lm_loss",
     "online_softmax",
     "patchify",
     "prefix_lm_loss",

@@ -103,10 +103,10 @@ class MultiHeadAttention(nn.Module):
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = (
             config.n_heads,
-            config.kv_heads,
-            config.head_size,
+            config.n_kv_heads,
+            config.head_dim,
         )
-        d, hd, bias = config.d_model, config.head_size, config.bias
+        d, hd, bias = config.d_model, config.head_dim, config.bias
         self.q_proj = nn.Linear(d, self.n_heads * hd, bias=bias)
         self.k_proj = nn.Linear(d, self.n_kv_heads * hd, bias=bias)
         self.v_proj = nn.Linear(d, self.n_kv_heads * hd, bias=bias)

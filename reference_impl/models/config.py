@@ -52,9 +52,10 @@ class ModelConfig:
     d_model: int
     n_heads: int
     n_layers: int
-    n_kv_heads: int | None = None
-    head_dim: int | None = None
-    d_ff: int | None = None
+    # None (the default, or null in YAML) is filled in by __post_init__: always an int after.
+    n_kv_heads: int = None  # type: ignore[assignment]
+    head_dim: int = None  # type: ignore[assignment]
+    d_ff: int = None  # type: ignore[assignment]
     ffn_kind: FFNKind = "gelu"
     gelu_approximate: GeluApprox = "none"
     norm_kind: NormKind = "layernorm"
@@ -79,12 +80,14 @@ class ModelConfig:
             raise ConfigError(
                 f"n_heads: d_model={self.d_model} is not divisible by n_heads={self.n_heads}"
             )
-        if self.n_heads % self.kv_heads:
+        self._fill_defaults()
+        if self.n_heads % self.n_kv_heads:
             raise ConfigError(
-                f"n_kv_heads: n_heads={self.n_heads} is not divisible by n_kv_heads={self.kv_heads}"
+                f"n_kv_heads: n_heads={self.n_heads} is not divisible by "
+                f"n_kv_heads={self.n_kv_heads}"
             )
-        if self.pos_kind in ("rope", "sinusoidal") and self.head_size % 2:
-            raise ConfigError(f"head_dim: RoPE needs an even head width, got {self.head_size}")
+        if self.pos_kind in ("rope", "sinusoidal") and self.head_dim % 2:
+            raise ConfigError(f"head_dim: RoPE needs an even head width, got {self.head_dim}")
         if self.pos_kind == "sinusoidal" and self.d_model % 2:
             raise ConfigError(
                 f"d_model: sinusoidal positions need an even width, got {self.d_model}"
@@ -94,24 +97,16 @@ class ModelConfig:
         if self.norm_eps <= 0 or self.init_std <= 0 or self.rope_theta <= 0:
             raise ConfigError("norm_eps, init_std, rope_theta: must be > 0")
 
-    @property
-    def kv_heads(self) -> int:
-        """Number of key/value heads actually used."""
-        return self.n_heads if self.n_kv_heads is None else self.n_kv_heads
-
-    @property
-    def head_size(self) -> int:
-        """Width of one attention head."""
-        return self.d_model // self.n_heads if self.head_dim is None else self.head_dim
-
-    @property
-    def ffn_hidden(self) -> int:
-        """Hidden width of the feed-forward network."""
-        if self.d_ff is not None:
-            return self.d_ff
-        if self.ffn_kind == "gelu":
-            return 4 * self.d_model
-        return 64 * math.ceil(8 * self.d_model / 3 / 64)
+    def _fill_defaults(self) -> None:
+        """n_kv_heads = n_heads (MHA), head_dim = d_model // n_heads, and d_ff = 4 * d_model
+        for GELU or 8/3 * d_model rounded up to a multiple of 64 for gated FFNs."""
+        if self.n_kv_heads is None:
+            self.n_kv_heads = self.n_heads
+        if self.head_dim is None:
+            self.head_dim = self.d_model // self.n_heads
+        if self.d_ff is None:
+            gated = 64 * math.ceil(8 * self.d_model / 3 / 64)
+            self.d_ff = 4 * self.d_model if self.ffn_kind == "gelu" else gated
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for YAML and checkpoints); ``ModelConfig.from_dict`` inverts it."""

@@ -13,7 +13,7 @@ class MLP(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        d, h = config.d_model, config.ffn_hidden
+        d, h = config.d_model, config.d_ff
         self.up_proj = nn.Linear(d, h, bias=config.bias)
         self.down_proj = nn.Linear(h, d, bias=config.bias)
         self.approximate = config.gelu_approximate
@@ -31,7 +31,7 @@ class GatedMLP(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        d, h = config.d_model, config.ffn_hidden
+        d, h = config.d_model, config.d_ff
         self.gate_proj = nn.Linear(d, h, bias=config.bias)
         self.up_proj = nn.Linear(d, h, bias=config.bias)
         self.down_proj = nn.Linear(h, d, bias=config.bias)

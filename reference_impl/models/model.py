@@ -43,7 +43,7 @@ class TransformerLM(nn.Module):
         self.register_buffer("pos_table", table, persistent=False)
         rope = None
         if config.pos_kind == "rope":
-            rope = RotaryEmbedding(config.head_size, config.context_length, config.rope_theta)
+            rope = RotaryEmbedding(config.head_dim, config.context_length, config.rope_theta)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(TransformerBlock(config, rope) for _ in range(config.n_layers))
         self.norm_f = build_norm(config)
@@ -82,9 +82,9 @@ class TransformerLM(nn.Module):
         return KVCache(
             c.n_layers,
             batch_size,
-            c.kv_heads,
+            c.n_kv_heads,
             max_len or c.context_length,
-            c.head_size,
+            c.head_dim,
             dtype=w.dtype,
             device=w.device,
         )
@@ -126,26 +126,12 @@ class TransformerLM(nn.Module):
 
     def loss(self, idx: Tensor, targets: Tensor, ignore_index: int = -100) -> Tensor:
         """Mean next-token cross-entropy of logits(idx) (B, T, V) against targets (B, T)."""
-        logits = self(idx)
-        return F.cross_entropy(
-            logits.flatten(0, 1).float(), targets.flatten(), ignore_index=ignore_index
-        )
+        return lm_loss(self(idx), targets, ignore_index)
 
-    def generate(
-        self,
-        idx: Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """Extend idx (B, T) by ``max_new_tokens`` sampled tokens -> (B, T + max_new_tokens).
 
-        ``temperature=0`` is greedy, ``top_k`` keeps only the k most likely tokens before
-        sampling. Uses a KV cache; see :func:`reference_impl.generation.generate` for more.
-        """
-        from reference_impl.generation import generate  # here: generation imports models
-
-        return generate(
-            self, idx, max_new_tokens, temperature=temperature, top_k=top_k, generator=generator
-        )
+def lm_loss(logits: Tensor, targets: Tensor, ignore_index: int = -100) -> Tensor:
+    """Mean next-token cross-entropy of logits (B, T, V) against targets (B, T), in float32;
+    targets equal to ``ignore_index`` count for nothing."""
+    return F.cross_entropy(
+        logits.flatten(0, 1).float(), targets.flatten(), ignore_index=ignore_index
+    )

@@ -19,9 +19,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.multiprocessing.reductions import StorageWeakRef
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
 from reference_impl.models.attention import repeat_kv
 
@@ -183,55 +180,3 @@ def tiled_attention(
     scale = 1.0 / math.sqrt(q.size(-1)) if scale is None else scale
     out: Tensor = TiledAttentionFunction.apply(q, k, v, is_causal, window, tile_size, scale)
     return out
-
-
-def naive_attention(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    is_causal: bool = False,
-    window: int | None = None,
-    scale: float | None = None,
-) -> Tensor:
-    """The textbook attention that builds the (T, S) score matrix (for comparisons)."""
-    n_rep = q.size(-3) // k.size(-3)
-    k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)
-    scale = 1.0 / math.sqrt(q.size(-1)) if scale is None else scale
-    scores = (q @ k.transpose(-2, -1)) * scale
-    mask = _tile_mask(q.size(-2), k.size(-2), 0, k.size(-2), is_causal, window, q.device)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, -math.inf)
-    return torch.softmax(scores, dim=-1) @ v
-
-
-class LiveTensorMemory(TorchDispatchMode):
-    """Peak bytes of tensor storage created inside the ``with`` block and alive at once.
-
-    Every op's outputs pass through ``__torch_dispatch__``: a storage seen for the first time
-    is added to the live set (its bytes counted), and after each op the storages no longer
-    referenced anywhere (Python or autograd's saved tensors) are dropped. ``peak`` is the
-    largest total, ``largest`` the largest single storage. Storages created before the block
-    (inputs, weights) are not counted. Works on any device, CPU included.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.live: dict[int, tuple[StorageWeakRef, int]] = {}
-        self.current = self.peak = self.largest = 0
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        out = func(*args, **(kwargs or {}))
-        for key, (ref, nbytes) in list(self.live.items()):
-            if ref.expired():
-                del self.live[key]
-                self.current -= nbytes
-        for x in tree_flatten(out)[0]:
-            if isinstance(x, Tensor):
-                storage = x.untyped_storage()
-                key = storage.data_ptr()
-                if key not in self.live and storage.nbytes() > 0:
-                    self.live[key] = (StorageWeakRef(storage), storage.nbytes())
-                    self.current += storage.nbytes()
-                    self.largest = max(self.largest, storage.nbytes())
-        self.peak = max(self.peak, self.current)
-        return out

@@ -43,7 +43,9 @@ def _pairs(word: list[int]) -> list[Pair]:
     return list(itertools.pairwise(word))
 
 
-def _merge_word(word: list[int], pair: Pair, new_id: int) -> list[int]:
+def merge(word: list[int], pair: Pair, new_id: int) -> list[int]:
+    """``word`` with every non-overlapping occurrence of ``pair``, left to right, replaced by
+    ``new_id``: the one merge step of training and of encoding."""
     out, i, a, b = [], 0, pair[0], pair[1]
     while i < len(word):
         if i + 1 < len(word) and word[i] == a and word[i + 1] == b:
@@ -110,7 +112,7 @@ def train_bpe(
         changed: set[Pair] = set()
         for w in list(where[pair]):
             old = words[w]
-            new = _merge_word(old, pair, new_id)
+            new = merge(old, pair, new_id)
             for p in _pairs(old):
                 pair_count[p] -= freq[w]
                 where[p].discard(w)

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
+from reference_impl.tokenizer.bpe import merge
 from reference_impl.tokenizer.pretokenize import PRETOKEN_RE, special_pattern, split_special
 
 
@@ -128,16 +129,7 @@ class Tokenizer:
             best = min(itertools.pairwise(word), key=lambda p: ranks.get(p, (1 << 62, 0))[0])
             if best not in ranks:
                 break
-            merged, a, b = ranks[best][1], best[0], best[1]
-            out, i = [], 0
-            while i < len(word):
-                if i + 1 < len(word) and word[i] == a and word[i + 1] == b:
-                    out.append(merged)
-                    i += 2
-                else:
-                    out.append(word[i])
-                    i += 1
-            word = out
+            word = merge(word, best, ranks[best][1])
         if len(self._cache) < 100_000:
             self._cache[pretoken] = word
         return word

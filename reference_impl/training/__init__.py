@@ -1,11 +1,5 @@
-"""Training: experiment configs, the schedule, the trainer and its checkpoints."""
+"""Training: experiment configs, the schedule and the trainer (checkpoints that resume)."""
 
-from reference_impl.training.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    load_model,
-    save_checkpoint,
-)
 from reference_impl.training.config import (
     DataConfig,
     ExperimentConfig,
@@ -15,15 +9,19 @@ from reference_impl.training.config import (
 from reference_impl.training.loop import (
     TrainError,
     TrainResult,
-    lm_loss,
     make_optimizer,
-    resolve_device,
     train,
 )
 from reference_impl.training.schedule import cosine_lr
 
 __all__ = [
-    "CheckpointError", "DataConfig", "ExperimentConfig", "TrainConfig", "TrainError",
-    "TrainResult", "cosine_lr", "lm_loss", "load_checkpoint", "load_experiment", "load_model",
-    "make_optimizer", "resolve_device", "save_checkpoint", "train",
-]  # fmt: skip
+    "DataConfig",
+    "ExperimentConfig",
+    "TrainConfig",
+    "TrainError",
+    "TrainResult",
+    "cosine_lr",
+    "load_experiment",
+    "make_optimizer",
+    "train",
+]

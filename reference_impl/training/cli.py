@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from reference_impl.data import DataUnavailable
-from reference_impl.training.checkpoint import load_model
+from reference_impl.generation import generate, load_model
 from reference_impl.training.config import load_experiment
 from reference_impl.training.loop import TrainError, train
 from reference_impl.training.plots import plot_losses
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     model, tok, _ = load_model(out / "model.pt")
     prompt = torch.tensor([tok.encode(args.prompt)])
     gen = torch.Generator().manual_seed(exp.train.seed)
-    sample = model.generate(prompt, args.sample_tokens, temperature=0.8, top_k=40, generator=gen)
+    sample = generate(model, prompt, args.sample_tokens, temperature=0.8, top_k=40, generator=gen)
     print(f"validation loss {result.val_loss:.4f} after {result.iters_done} iterations")
     print(f"checkpoint: {out / 'model.pt'}; metrics: {out / 'metrics.jsonl'}; plot: {plot}")
     print(f"TensorBoard: tensorboard --logdir {out / 'tb'}")

@@ -15,37 +15,21 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from reference_impl.data import get_batch, open_token_file, prepare, token_dir
-from reference_impl.models.model import TransformerLM
+from reference_impl.models import ModelConfig, TransformerLM, lm_loss
+from reference_impl.tokenizer import tokenizer_state
 from reference_impl.training import distributed
-from reference_impl.training.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    save_checkpoint,
-    tokenizer_state,
-)
 from reference_impl.training.config import DataConfig, ExperimentConfig, TrainConfig
 from reference_impl.training.schedule import cosine_lr
+from reference_impl.utils import CheckpointError, load_checkpoint, resolve_device, save_checkpoint
 
 
 class TrainError(RuntimeError):
     """Something the user can fix (an existing run, a config that does not fit a checkpoint)."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
@@ -59,11 +43,6 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> 
     ]
     fused = device.type == "cuda"
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
-
-
-def lm_loss(logits: Tensor, targets: Tensor) -> Tensor:
-    """Mean next-token cross-entropy of logits (B, T, V) against targets (B, T)."""
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
 
 
 def load_splits(data: DataConfig, vocab_size: int, d: distributed.Dist) -> dict[str, np.ndarray]:
@@ -149,7 +128,8 @@ class TrainResult:
 
 
 def _check_resumable(ckpt: dict[str, Any], exp: ExperimentConfig, path: Path) -> None:
-    saved, wanted = ckpt["model_config"], exp.model.to_dict()
+    # from_dict fills in what older checkpoints saved as None (derived fields)
+    saved, wanted = ModelConfig.from_dict(ckpt["model_config"]).to_dict(), exp.model.to_dict()
     diff = [k for k in wanted if saved.get(k) != wanted[k]]
     if diff:
         k = diff[0]

@@ -112,7 +112,10 @@ def from_dict(cls: type[T], data: Any, section: str) -> T:
             raise ConfigError(
                 f"{section}.{key}: unknown key{hint}; known keys: {', '.join(fields)}"
             )
-        kwargs[key] = _check_value(f"{section}.{key}", value, hints[key])
+        if value is None and fields[key].default is None:
+            kwargs[key] = None  # null: the dataclass derives the value
+        else:
+            kwargs[key] = _check_value(f"{section}.{key}", value, hints[key])
     missing = [
         name
         for name, f in fields.items()

@@ -1,7 +1,7 @@
 """A seeded generator of simple stories: the offline default corpus (no network needed).
 
 Students get it as ``coursekit.generate_stories``; the reference as
-``reference_impl.data.generate_stories``.
+``reference_impl.data.generate_stories``; both from here.
 """
 
 from __future__ import annotations

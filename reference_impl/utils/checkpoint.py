@@ -1,8 +1,9 @@
-"""Checkpoints: written atomically, read with ``weights_only=True``, checked on load.
+"""Checkpoint files: written atomically, read with ``weights_only=True``, checked on load.
 
 A checkpoint is one ``model.pt`` holding the model's config and weights, the tokenizer
 (so generation needs nothing else), and, for resuming, the optimizer state, the number of
-completed iterations and the random-number states.
+completed iterations and the random-number states. This module knows the file, not the
+model: :func:`reference_impl.generation.load_model` builds the model from it.
 """
 
 from __future__ import annotations
@@ -12,10 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from reference_impl.data import ByteTokenizer
-from reference_impl.models import ModelConfig, TransformerLM
-from reference_impl.tokenizer import Tokenizer
 
 FORMAT = 1
 
@@ -49,32 +46,3 @@ def load_checkpoint(
     if not isinstance(ckpt, dict) or "model_config" not in ckpt or "model" not in ckpt:
         raise CheckpointError(f"{path} is not a gemini-workshop checkpoint")
     return ckpt
-
-
-def tokenizer_state(spec: str) -> dict[str, Any]:
-    """What a checkpoint stores of the tokenizer named by ``spec`` (``bytes`` or a folder)."""
-    if spec == "bytes":
-        return {"kind": "bytes"}
-    from reference_impl.data.prepare import load_tokenizer
-
-    tok = load_tokenizer(spec)
-    assert isinstance(tok.tokenizer, Tokenizer)
-    return {"kind": "bpe", "vocab": tok.tokenizer.vocab, "merges": tok.tokenizer.merges,
-            "special_tokens": tok.tokenizer.special_tokens}  # fmt: skip
-
-
-def tokenizer_from_state(state: dict[str, Any]) -> ByteTokenizer | Tokenizer:
-    if state.get("kind") == "bpe":
-        return Tokenizer(state["vocab"], state["merges"], state.get("special_tokens"))
-    return ByteTokenizer()
-
-
-def load_model(
-    path: str | os.PathLike[str], device: str | torch.device = "cpu"
-) -> tuple[TransformerLM, ByteTokenizer | Tokenizer, dict[str, Any]]:
-    """The trained model (in eval mode, on ``device``), its tokenizer, and the checkpoint."""
-    ckpt = load_checkpoint(path, device)
-    model = TransformerLM(ModelConfig.from_dict(ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
-    model.to(device).eval()
-    return model, tokenizer_from_state(ckpt.get("tokenizer", {"kind": "bytes"})), ckpt

@@ -1,0 +1,57 @@
+"""A tokenizer by name (``bytes``, or a folder with GPT-2-format files), and what a
+checkpoint stores of it so that generation needs nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reference_impl.tokenizer.byte import ByteTokenizer
+from reference_impl.tokenizer.tokenizer import Tokenizer
+
+#: The special token that separates documents.
+EOT = "<|endoftext|>"
+
+
+@dataclass
+class TokenizerSpec:
+    """A tokenizer by name: ``bytes``, or a folder with ``vocab.json`` and ``merges.txt``."""
+
+    name: str
+    tokenizer: ByteTokenizer | Tokenizer
+    vocab_size: int
+    eot_id: int | None  # appended after each document; None: documents end with "\n\n"
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text)
+
+
+def load_tokenizer(spec: str) -> TokenizerSpec:
+    if spec == "bytes":
+        return TokenizerSpec("bytes", ByteTokenizer(), 256, None)
+    folder = Path(spec)
+    for vocab, merges in (("vocab.json", "merges.txt"), ("gpt2_vocab.json", "gpt2_merges.txt")):
+        if (folder / vocab).is_file() and (folder / merges).is_file():
+            tok = Tokenizer.from_files(folder / vocab, folder / merges, [EOT])
+            return TokenizerSpec(folder.name, tok, len(tok), tok.special_ids[EOT])
+    raise ValueError(
+        f"tokenizer {spec!r}: use 'bytes' or a folder holding vocab.json and merges.txt"
+    )
+
+
+def tokenizer_state(spec: str) -> dict[str, Any]:
+    """What a checkpoint stores of the tokenizer named by ``spec`` (``bytes`` or a folder)."""
+    if spec == "bytes":
+        return {"kind": "bytes"}
+    tok = load_tokenizer(spec).tokenizer
+    assert isinstance(tok, Tokenizer)
+    return {"kind": "bpe", "vocab": tok.vocab, "merges": tok.merges,
+            "special_tokens": tok.special_tokens}  # fmt: skip
+
+
+def tokenizer_from_state(state: dict[str, Any]) -> ByteTokenizer | Tokenizer:
+    """The tokenizer :func:`tokenizer_state` describes."""
+    if state.get("kind") == "bpe":
+        return Tokenizer(state["vocab"], state["merges"], state.get("special_tokens"))
+    return ByteTokenizer()
