@@ -27,9 +27,18 @@ from typing import Any
 import torch
 
 BLOCKED_MODULES = {
-    "reference_impl", "autograder", "nbgrader", "ctypes", "_ctypes", "cffi",
-    "subprocess", "_posixsubprocess", "socket", "_socket", "multiprocessing",
-}  # fmt: skip
+    "reference_impl",
+    "autograder",
+    "nbgrader",
+    "ctypes",
+    "_ctypes",
+    "cffi",
+    "subprocess",
+    "_posixsubprocess",
+    "socket",
+    "_socket",
+    "multiprocessing",
+}
 BLOCKED_EVENTS = {
     "os.system": "runs a shell command",
     "os.exec": "replaces the process",
@@ -46,10 +55,17 @@ BLOCKED_EVENTS = {
 # The tensor dtypes that cross between the processes, by the name both sides send
 # (``str(dtype)`` without ``torch.``). The parent (sandbox.py) imports this table.
 DTYPES = {
-    "float64": torch.float64, "float32": torch.float32, "float16": torch.float16,
-    "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int32,
-    "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
-}  # fmt: skip
+    "float64": torch.float64,
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "int64": torch.int64,
+    "int32": torch.int32,
+    "int16": torch.int16,
+    "int8": torch.int8,
+    "uint8": torch.uint8,
+    "bool": torch.bool,
+}
 MAX_TEXT = 2000  # error messages
 MAX_ITEMS = 200_000  # elements of one list, tuple, dict, string or bytes result
 
@@ -144,8 +160,13 @@ def encode(value: Any, depth: int = 0) -> Any:
             if dtype not in DTYPES:
                 return {"__unsupported__": f"tensor of dtype {dtype}"}
             data = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
-        return {"__tensor__": {"dtype": dtype, "shape": list(t.shape),
-                               "data": base64.b64encode(data).decode()}}  # fmt: skip
+        return {
+            "__tensor__": {
+                "dtype": dtype,
+                "shape": list(t.shape),
+                "data": base64.b64encode(data).decode(),
+            }
+        }
     if value is None or type(value) in (bool, int, float):
         return value
     # Subclasses (a Counter, a namedtuple) become their plain base type, read through the

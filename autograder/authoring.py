@@ -100,8 +100,11 @@ def _check_test_cell(source: str, points: float, index: int, grade_id: str, repo
     elif match[1] not in ITEMS:
         report(index, grade_id, f"hidden block grades unknown item {match[1]!r}")
     elif not math.isclose(ITEMS[match[1]].points, points):
-        report(index, grade_id, f"cell is worth {points:g} points, item {match[1]!r} "
-               f"{ITEMS[match[1]].points:g}")  # fmt: skip
+        report(
+            index,
+            grade_id,
+            f"cell is worth {points:g} points, item {match[1]!r} {ITEMS[match[1]].points:g}",
+        )
 
 
 def execute_problems(path: Path) -> list[str]:
@@ -120,8 +123,11 @@ def execute_problems(path: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m autograder.authoring", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m autograder.authoring",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("paths", nargs="*", default=["source"], help="notebooks or folders")
     p.add_argument("--execute", action="store_true", help="also run each notebook")
     args = p.parse_args(argv)

@@ -42,16 +42,22 @@ def autograde_student(
     start = time.perf_counter()
     result = subprocess.run(
         [*nbgrader_command(), "autograde", assignment, "--student", student, *extra],
-        cwd=root, env=env, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if result.returncode:
         (root / f"autograde-{student}.log").write_text(result.stdout + result.stderr)
     return student, result.returncode, time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m autograder.autograde_class", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m autograder.autograde_class",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("assignment")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--root", default=".", help="course root (where nbgrader_config.py is)")

@@ -25,13 +25,26 @@ from typing import Any
 
 BLOCKED_IMPORTS = {"reference_impl", "nbgrader"}
 BLOCKED_EVENTS = {
-    "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
-    "subprocess.Popen", "pty.spawn",
-}  # fmt: skip
+    "os.system",
+    "os.exec",
+    "os.posix_spawn",
+    "os.spawn",
+    "os.fork",
+    "os.forkpty",
+    "subprocess.Popen",
+    "pty.spawn",
+}
 PRIVATE = [
-    "source", "submitted", "autograded", "feedback", "autograder", "reference_impl",
-    "gradebook.db", "course_config.py", "nbgrader_config.py",
-]  # fmt: skip
+    "source",
+    "submitted",
+    "autograded",
+    "feedback",
+    "autograder",
+    "reference_impl",
+    "gradebook.db",
+    "course_config.py",
+    "nbgrader_config.py",
+]
 
 
 def install(course_root: str | None = None) -> None:

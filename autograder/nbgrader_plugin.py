@@ -42,9 +42,11 @@ def _stream(text: str) -> NotebookNode:
 
 def _score(points: float) -> NotebookNode:
     return NotebookNode(
-        output_type="execute_result", execution_count=None, metadata={},
+        output_type="execute_result",
+        execution_count=None,
+        metadata={},
         data={"text/plain": repr(float(points))},
-    )  # fmt: skip
+    )
 
 
 class TrustedGrades(NbGraderPreprocessor):

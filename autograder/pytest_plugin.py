@@ -40,8 +40,9 @@ class GradedNotebook(pytest.File):
             yield CheckItem.from_parent(self, name="read notebook", cell=None, check=None)
         for cell in self.report.cells:
             if cell.error or cell.flags:
-                yield CheckItem.from_parent(self, name=f"[{cell.grade_id}] integrity", cell=cell,
-                                            check=None)  # fmt: skip
+                yield CheckItem.from_parent(
+                    self, name=f"[{cell.grade_id}] integrity", cell=cell, check=None
+                )
             for check in cell.checks:
                 name = f"[{cell.grade_id}] {check.name} ({check.points:g} pt)"
                 yield CheckItem.from_parent(self, name=name, cell=cell, check=check)
@@ -83,7 +84,8 @@ _REPORTS = pytest.StashKey[list[NotebookReport]]()
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     for report in config.stash.get(_REPORTS, []):
-        terminalreporter.write_sep("-", f"{report.notebook}: {report.points:g} / "
-                                        f"{report.max_points:g} points")  # fmt: skip
+        terminalreporter.write_sep(
+            "-", f"{report.notebook}: {report.points:g} / {report.max_points:g} points"
+        )
         for cell in report.cells:
             terminalreporter.write_line(f"{cell.grade_id}: {cell.points:g} / {cell.max_points:g}")

@@ -177,8 +177,11 @@ def fix(root: Path, findings: list[Finding]) -> list[Finding]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m autograder.submissions", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m autograder.submissions",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("assignment")
     p.add_argument("--root", default=".", help="course root (where nbgrader_config.py is)")
     p.add_argument("--fix", action="store_true", help="do the unambiguous renames")

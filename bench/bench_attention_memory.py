@@ -70,8 +70,12 @@ def measure(fn: Attention, t: int, repeats: int) -> dict[str, float]:
         fwd.append(mid - start)
         bwd.append(time.perf_counter() - mid)
         del out
-    return {"fwd_mb": forward_peak / 2**20, "total_mb": mem.peak / 2**20,
-            "fwd_s": min(fwd), "bwd_s": min(bwd)}  # fmt: skip
+    return {
+        "fwd_mb": forward_peak / 2**20,
+        "total_mb": mem.peak / 2**20,
+        "fwd_s": min(fwd),
+        "bwd_s": min(bwd),
+    }
 
 
 def main() -> None:
@@ -86,8 +90,7 @@ def main() -> None:
         "naive": naive_attention,
         "tiled": lambda q, k, v: tiled_attention(q, k, v, is_causal=True, tile_size=args.tile),
     }
-    print(f"causal attention, 1 head of 64, float32, CPU, {args.threads} threads, "
-          f"tile {args.tile}")  # fmt: skip
+    print(f"causal attention, 1 head of 64, float32, CPU, {args.threads} threads, tile {args.tile}")
     header = f"{'T':>6} {'impl':6} {'inference peak MB':>18} {'training peak MB':>17} "
     print(header + f"{'fwd s':>8} {'bwd s':>8}")
     for fn in impls.values():  # warm-up: first calls pay for allocator and kernel setup
@@ -95,8 +98,11 @@ def main() -> None:
     for t in args.lengths:
         for name, fn in impls.items():
             r = measure(fn, t, args.repeats)
-            print(f"{t:6} {name:6} {r['fwd_mb']:18.1f} {r['total_mb']:17.1f} "
-                  f"{r['fwd_s']:8.3f} {r['bwd_s']:8.3f}", flush=True)  # fmt: skip
+            print(
+                f"{t:6} {name:6} {r['fwd_mb']:18.1f} {r['total_mb']:17.1f} "
+                f"{r['fwd_s']:8.3f} {r['bwd_s']:8.3f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -55,16 +55,22 @@ def run(config: str, prompt_tokens: int = 16, new_tokens: int = 256, repeats: in
 
     def run_hf(use_cache: bool) -> Callable[[], torch.Tensor]:
         return lambda: hf.generate(
-            prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=n,
-            do_sample=False, use_cache=use_cache, pad_token_id=0,
-        )  # fmt: skip
+            prompt,
+            attention_mask=torch.ones_like(prompt),
+            max_new_tokens=n,
+            do_sample=False,
+            use_cache=use_cache,
+            pad_token_id=0,
+        )
 
     with torch.no_grad():
         same = torch.equal(run_ours(manual, True)(), run_hf(True)())
-    print(f"config {config}: {manual.num_parameters():,} parameters, batch 1, "
-          f"prompt {prompt_tokens} + {n} greedy tokens, context_length "
-          f"{cfg.context_length}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
-          f"greedy ids equal to Hugging Face: {same}")  # fmt: skip
+    print(
+        f"config {config}: {manual.num_parameters():,} parameters, batch 1, "
+        f"prompt {prompt_tokens} + {n} greedy tokens, context_length "
+        f"{cfg.context_length}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+        f"greedy ids equal to Hugging Face: {same}"
+    )
     print(f"{'model':40s} {'KV cache':>9s} {'tokens/s':>10s}")
     rows = [
         ("reference_impl (attn_impl=manual)", True, run_ours(manual, True)),

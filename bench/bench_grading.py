@@ -53,8 +53,13 @@ def make_course(root: Path, size: int) -> None:
     for name in ("course_config.py", "nbgrader_config.py"):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "source" / ASSIGNMENT, root / "source" / ASSIGNMENT)
-    subprocess.run([str(BIN / "nbgrader"), "generate_assignment", ASSIGNMENT, "--force"],
-                   cwd=root, env=ENV, check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [str(BIN / "nbgrader"), "generate_assignment", ASSIGNMENT, "--force"],
+        cwd=root,
+        env=ENV,
+        check=True,
+        capture_output=True,
+    )
     for i in range(size):
         solutions, tamper, _ = CLASS[QUICK[i % len(QUICK)]]
         submit(root, f"student{i:02d}", solutions, tamper)
@@ -83,10 +88,20 @@ def main() -> None:
         t = timed(nbg, "autograde", ASSIGNMENT, "--force", cwd=root)
         n = args.class_size
         print(f"nbgrader autograde, class of {n}, one process:     {t:6.1f} s ({t / n:.2f} s each)")
-        t = timed(sys.executable, "-m", "autograder.autograde_class", ASSIGNMENT, "--force",
-                  "--workers", str(args.workers), cwd=root)  # fmt: skip
-        print(f"autograde_class, class of {n}, {args.workers} workers:      {t:6.1f} s "
-              f"({t / n:.2f} s each)")  # fmt: skip
+        t = timed(
+            sys.executable,
+            "-m",
+            "autograder.autograde_class",
+            ASSIGNMENT,
+            "--force",
+            "--workers",
+            str(args.workers),
+            cwd=root,
+        )
+        print(
+            f"autograde_class, class of {n}, {args.workers} workers:      {t:6.1f} s "
+            f"({t / n:.2f} s each)"
+        )
 
 
 if __name__ == "__main__":

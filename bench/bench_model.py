@@ -24,14 +24,21 @@ def hf_twin(cfg: ModelConfig) -> LlamaForCausalLM:
     assert cfg.pos_kind == "rope" and cfg.norm_kind == "rmsnorm" and cfg.ffn_kind == "swiglu"
     return LlamaForCausalLM(
         LlamaConfig(
-            vocab_size=cfg.vocab_size, hidden_size=cfg.d_model, intermediate_size=cfg.d_ff,
-            num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads,
-            num_key_value_heads=cfg.n_kv_heads, head_dim=cfg.head_dim,
-            max_position_embeddings=cfg.context_length, rms_norm_eps=cfg.norm_eps,
-            tie_word_embeddings=cfg.tie_weights, bos_token_id=0, eos_token_id=0,
+            vocab_size=cfg.vocab_size,
+            hidden_size=cfg.d_model,
+            intermediate_size=cfg.d_ff,
+            num_hidden_layers=cfg.n_layers,
+            num_attention_heads=cfg.n_heads,
+            num_key_value_heads=cfg.n_kv_heads,
+            head_dim=cfg.head_dim,
+            max_position_embeddings=cfg.context_length,
+            rms_norm_eps=cfg.norm_eps,
+            tie_word_embeddings=cfg.tie_weights,
+            bos_token_id=0,
+            eos_token_id=0,
             attn_implementation="sdpa",
         )
-    )  # fmt: skip
+    )
 
 
 def tokens_per_second(step: Callable[[torch.Tensor], None], batches: list[torch.Tensor]) -> float:
@@ -73,9 +80,11 @@ def main() -> None:
         hf.zero_grad(set_to_none=True)
         hf(x[:, :-1], labels=x[:, :-1]).loss.backward()
 
-    print(f"config {args.config}: {ours_manual.num_parameters():,} parameters, "
-          f"batch {batch} x {cfg.context_length} tokens, {args.threads} threads, "
-          f"torch {torch.__version__}")  # fmt: skip
+    print(
+        f"config {args.config}: {ours_manual.num_parameters():,} parameters, "
+        f"batch {batch} x {cfg.context_length} tokens, {args.threads} threads, "
+        f"torch {torch.__version__}"
+    )
     rows = [
         ("reference_impl (attn_impl=manual)", ours_step(ours_manual)),
         ("reference_impl (attn_impl=sdpa)", ours_step(ours_sdpa)),

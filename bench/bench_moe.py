@@ -31,10 +31,19 @@ class MoEFFN(MoELayer):
 
 def build(d: int, d_ff: int, experts: int, top_k: int, moe: bool) -> TransformerLM:
     config = ModelConfig(
-        vocab_size=256, context_length=128, d_model=d, n_heads=4, n_layers=4,
-        d_ff=d_ff * top_k, norm_kind="rmsnorm", ffn_kind="swiglu", bias=False,
-        pos_kind="rope", tie_weights=True, attn_impl="sdpa",
-    )  # fmt: skip
+        vocab_size=256,
+        context_length=128,
+        d_model=d,
+        n_heads=4,
+        n_layers=4,
+        d_ff=d_ff * top_k,
+        norm_kind="rmsnorm",
+        ffn_kind="swiglu",
+        bias=False,
+        pos_kind="rope",
+        tie_weights=True,
+        attn_impl="sdpa",
+    )
     model = TransformerLM(config)
     if moe:
         for block in model.blocks:
@@ -77,9 +86,11 @@ def main() -> None:
     data = torch.tensor(list(" ".join(generate_stories(300, seed=0)).encode()))
     starts = torch.randint(0, len(data) - 130, (args.steps + 2, args.batch_size))
     batches = [data[s[:, None] + torch.arange(129)] for s in starts]
-    print(f"{args.threads} threads, batch {args.batch_size} x 128 bytes, {args.steps} steps, "
-          f"d_model {args.d_model}, 4 layers, {args.experts} experts of width {args.d_ff}, "
-          f"top-{args.top_k}")  # fmt: skip
+    print(
+        f"{args.threads} threads, batch {args.batch_size} x 128 bytes, {args.steps} steps, "
+        f"d_model {args.d_model}, 4 layers, {args.experts} experts of width {args.d_ff}, "
+        f"top-{args.top_k}"
+    )
     for moe in (False, True):
         torch.manual_seed(0)
         model = build(args.d_model, args.d_ff, args.experts, args.top_k, moe)

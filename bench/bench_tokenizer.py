@@ -37,15 +37,18 @@ def hf_train(path: Path, vocab_size: int) -> None:
     hf = HFTokenizer(models.BPE())
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=[EOT], show_progress=False,
+        vocab_size=vocab_size,
+        special_tokens=[EOT],
+        show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )  # fmt: skip
+    )
     hf.train([str(path)], trainer)
 
 
 def hf_gpt2(gpt2: Path) -> HFTokenizer:
-    hf = HFTokenizer(models.BPE.from_file(str(gpt2 / "gpt2_vocab.json"),
-                                          str(gpt2 / "gpt2_merges.txt")))  # fmt: skip
+    hf = HFTokenizer(
+        models.BPE.from_file(str(gpt2 / "gpt2_vocab.json"), str(gpt2 / "gpt2_merges.txt"))
+    )
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     hf.add_special_tokens([EOT])
     return hf
@@ -65,8 +68,10 @@ def main() -> None:
             args.repeats, lambda p=path, v=vocab_size: train_bpe(p, v, [EOT], progress=False)
         )
         theirs = best_of(args.repeats, lambda p=path, v=vocab_size: hf_train(p, v))
-        print(f"  {name:<20} vocab {vocab_size:>5}: reference {ours:6.2f} s   "
-              f"tokenizers {theirs:6.2f} s")  # fmt: skip
+        print(
+            f"  {name:<20} vocab {vocab_size:>5}: reference {ours:6.2f} s   "
+            f"tokenizers {theirs:6.2f} s"
+        )
 
     text = (text_dir / "tinyshakespeare.txt").read_text(encoding="utf-8")
     lines = text.splitlines(keepends=True)

@@ -36,15 +36,29 @@ NANOGPT_CPU_VAL_LOSS = 1.88
 
 
 def gpt2_twin(cfg: ModelConfig) -> GPT2LMHeadModel:
-    return GPT2LMHeadModel(GPT2Config(
-        vocab_size=cfg.vocab_size, n_positions=cfg.context_length, n_embd=cfg.d_model,
-        n_layer=cfg.n_layers, n_head=cfg.n_heads, resid_pdrop=0.0, embd_pdrop=0.0,
-        attn_pdrop=0.0, attn_implementation="sdpa", bos_token_id=0, eos_token_id=0,
-    ))  # fmt: skip
+    return GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=cfg.vocab_size,
+            n_positions=cfg.context_length,
+            n_embd=cfg.d_model,
+            n_layer=cfg.n_layers,
+            n_head=cfg.n_heads,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            attn_implementation="sdpa",
+            bos_token_id=0,
+            eos_token_id=0,
+        )
+    )
 
 
-def steps_per_second(model: nn.Module, logits: Callable[[torch.Tensor], torch.Tensor],
-                     batches: list[torch.Tensor], opt: torch.optim.Optimizer) -> float:  # fmt: skip
+def steps_per_second(
+    model: nn.Module,
+    logits: Callable[[torch.Tensor], torch.Tensor],
+    batches: list[torch.Tensor],
+    opt: torch.optim.Optimizer,
+) -> float:
     def step(x: torch.Tensor) -> None:
         loss = lm_loss(logits(x[:, :-1]), x[:, 1:])
         opt.zero_grad(set_to_none=True)
@@ -66,17 +80,23 @@ def throughput(config: str, steps: int) -> None:
     hf = gpt2_twin(cfg).train()
     ours_gpt2 = from_hf_gpt2(hf).train()
     ours = TransformerLM(cfg).train()
-    batches = [torch.randint(0, cfg.vocab_size, (batch, cfg.context_length + 1))
-               for _ in range(steps)]  # fmt: skip
+    batches = [
+        torch.randint(0, cfg.vocab_size, (batch, cfg.context_length + 1)) for _ in range(steps)
+    ]
     tokens = batch * cfg.context_length
-    print(f"training steps, batch {batch} x {cfg.context_length}, {torch.get_num_threads()} "
-          f"threads, torch {torch.__version__}")  # fmt: skip
+    print(
+        f"training steps, batch {batch} x {cfg.context_length}, {torch.get_num_threads()} "
+        f"threads, torch {torch.__version__}"
+    )
     rows: list[tuple[str, nn.Module, Callable[[torch.Tensor], torch.Tensor]]] = [
         (f"reference, small config ({ours.num_parameters():,} params)", ours, ours),
         (f"reference, GPT-2 form ({ours_gpt2.num_parameters():,} params)", ours_gpt2, ours_gpt2),
-        (f"transformers GPT2LMHeadModel ({hf.num_parameters():,} params)", hf,
-         lambda x: hf(x).logits),
-    ]  # fmt: skip
+        (
+            f"transformers GPT2LMHeadModel ({hf.num_parameters():,} params)",
+            hf,
+            lambda x: hf(x).logits,
+        ),
+    ]
     for name, model, logits in rows:
         opt = make_optimizer(model, exp.train, torch.device("cpu"))
         rate = steps_per_second(model, logits, batches, opt)
@@ -98,15 +118,21 @@ def timed_run(config: str, data: Path, minutes: float) -> None:
         # about 5% of the budget goes to start-up and four evaluations of eval_iters batches
         exp.train.max_iters = max(probe.iters_done + 1, int(0.95 * rate * minutes * 60))
         exp.train.eval_interval = max(1, exp.train.max_iters // 4)
-        print(f"\n{minutes:g} minutes on {data.name} (bytes): {rate:.1f} iterations/s measured, "
-              f"so a schedule of {exp.train.max_iters} iterations")  # fmt: skip
+        print(
+            f"\n{minutes:g} minutes on {data.name} (bytes): {rate:.1f} iterations/s measured, "
+            f"so a schedule of {exp.train.max_iters} iterations"
+        )
         start = time.perf_counter()
         result = train(exp, Path(tmp) / "run", log=lambda m: None)
         took = time.perf_counter() - start
-    print(f"  reference small config: validation loss {result.val_loss:.3f} "
-          f"after {took / 60:.1f} min ({result.iters_done} iterations)")  # fmt: skip
-    print(f"  nanoGPT shakespeare_char on a laptop CPU (published): {NANOGPT_CPU_VAL_LOSS} "
-          "after about 3 min")  # fmt: skip
+    print(
+        f"  reference small config: validation loss {result.val_loss:.3f} "
+        f"after {took / 60:.1f} min ({result.iters_done} iterations)"
+    )
+    print(
+        f"  nanoGPT shakespeare_char on a laptop CPU (published): {NANOGPT_CPU_VAL_LOSS} "
+        "after about 3 min"
+    )
 
 
 def main() -> None:

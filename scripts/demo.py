@@ -37,8 +37,13 @@ ASSIGNMENT, NOTEBOOK = "part2_fundamentals", "attention"
 
 def nbgrader(course: Path, *args: str) -> None:
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run([str(Path(sys.executable).with_name("nbgrader")), *args], cwd=course,
-                            env=env, capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("nbgrader")), *args],
+        cwd=course,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if result.returncode:
         raise SystemExit(f"nbgrader {' '.join(args)} failed:\n{result.stderr[-2000:]}")
 
@@ -72,8 +77,11 @@ def report(course: Path) -> None:
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         for student in sorted(SAMPLE_ANSWERS):
             nb = gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, student)
-            cells = ", ".join(f"{g.name} {g.auto_score:g}/{g.max_score:g}"
-                              for g in nb.grades if g.auto_score is not None)  # fmt: skip
+            cells = ", ".join(
+                f"{g.name} {g.auto_score:g}/{g.max_score:g}"
+                for g in nb.grades
+                if g.auto_score is not None
+            )
             print(f"  {student:5s} {nb.score:5.1f} / {nb.max_score:g}   ({cells})")
 
 
@@ -95,8 +103,10 @@ def main() -> int:
     submit(course)
     nbgrader(course, "autograde", ASSIGNMENT)
     report(course)
-    print(f"   ({time.perf_counter() - start:.0f} s; feedback: run nbgrader generate_feedback "
-          f"{ASSIGNMENT} in {course})")  # fmt: skip
+    print(
+        f"   ({time.perf_counter() - start:.0f} s; feedback: run nbgrader generate_feedback "
+        f"{ASSIGNMENT} in {course})"
+    )
 
     exp = load_experiment(args.config)
     exp.train.max_iters = args.iters
@@ -108,11 +118,14 @@ def main() -> int:
     plot = plot_losses(run)
     model, tok, _ = load_model(run / "model.pt")
     prompt = torch.tensor([tok.encode("Once upon a time")])
-    sample = generate(model, prompt, 200, temperature=0.8, top_k=40,
-                            generator=torch.Generator().manual_seed(0))  # fmt: skip
+    sample = generate(
+        model, prompt, 200, temperature=0.8, top_k=40, generator=torch.Generator().manual_seed(0)
+    )
     last = result.losses[max(result.losses)]
-    print(f"   train loss {last:.3f}, validation loss {result.val_loss:.3f} "
-          f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
+    print(
+        f"   train loss {last:.3f}, validation loss {result.val_loss:.3f} "
+        f"({time.perf_counter() - t0:.0f} s)"
+    )
     print("   sample: " + tok.decode(sample[0].tolist()).replace("\n", "\n           "))
     print(f"   checkpoint {run / 'model.pt'}; loss plot {plot}; metrics {run / 'metrics.jsonl'}")
     print(f"   TensorBoard: tensorboard --logdir {run / 'tb'}")

@@ -43,14 +43,21 @@ def main(argv: list[str] | None = None) -> int:
         description="Fetch a dataset and tokenize it into token files.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--dataset", default="builtin",
-                        help="builtin (offline stories), tinystories, or a path to a .txt "
-                             "file or a folder of them")  # fmt: skip
+    parser.add_argument(
+        "--dataset",
+        default="builtin",
+        help="builtin (offline stories), tinystories, or a path to a .txt file or a folder of them",
+    )
     sizes = ", ".join(f"{k}={v[0] or 'all'}/{v[1] or 'all'}" for k, v in SIZES.items())
-    parser.add_argument("--size", default="small", choices=list(SIZES),
-                        help=f"stories per split (train/validation): {sizes}")  # fmt: skip
-    parser.add_argument("--tokenizer", default="bytes",
-                        help="bytes, or a folder with vocab.json and merges.txt")  # fmt: skip
+    parser.add_argument(
+        "--size",
+        default="small",
+        choices=list(SIZES),
+        help=f"stories per split (train/validation): {sizes}",
+    )
+    parser.add_argument(
+        "--tokenizer", default="bytes", help="bytes, or a folder with vocab.json and merges.txt"
+    )
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     args = parser.parse_args(argv)
     start = time.perf_counter()
@@ -62,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for split, meta in metas.items():
-        print(f"  {split}: {meta.num_tokens:,} tokens ({meta.tokenizer}, vocabulary "
-              f"{meta.vocab_size}, {meta.dtype})")  # fmt: skip
+        print(
+            f"  {split}: {meta.num_tokens:,} tokens ({meta.tokenizer}, vocabulary "
+            f"{meta.vocab_size}, {meta.dtype})"
+        )
     folder = token_dir(args.dataset, args.size, args.tokenizer, args.data_dir)
     print(f"wrote {folder}/{{train,validation}}.bin in {time.perf_counter() - start:.1f} s")
     return 0

@@ -23,12 +23,13 @@ def lab_command(extra: list[str]) -> list[str]:
     release/."""
     root_user = ["--allow-root"] if os.geteuid() == 0 else []  # containers often run as root
     return [
-        str(BIN / "jupyter"), "lab",
+        str(BIN / "jupyter"),
+        "lab",
         f"--ServerApp.root_dir={ROOT}",
         "--LabApp.default_url=/lab/tree/release",
         *root_user,
         *extra,
-    ]  # fmt: skip
+    ]
 
 
 def lab_env() -> dict[str, str]:

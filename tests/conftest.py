@@ -38,8 +38,9 @@ def graded_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     from .notebook_grading import AnswerRuns
 
     module = request.module
-    return AnswerRuns(module.SOURCE, module.EXERCISES, tmp_path_factory,
-                      getattr(module, "BUILDS_ON", None))  # fmt: skip
+    return AnswerRuns(
+        module.SOURCE, module.EXERCISES, tmp_path_factory, getattr(module, "BUILDS_ON", None)
+    )
 
 
 @pytest.fixture(scope="module")

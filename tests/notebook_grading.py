@@ -48,9 +48,12 @@ class AnswerRuns:
     place (cells with fewer answers keep the source), graded once and kept."""
 
     def __init__(
-        self, source: Path, exercises: Exercises, tmp: pytest.TempPathFactory,
+        self,
+        source: Path,
+        exercises: Exercises,
+        tmp: pytest.TempPathFactory,
         builds_on: dict[str, list[str]] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.source, self.exercises, self.tmp = source, exercises, tmp
         self.builds_on = builds_on or {}
         self.count = max(len(ex[3]) for ex in exercises.values())

@@ -17,8 +17,9 @@ PACKAGES = ("autograder", "reference_impl", "coursekit", "coursedata")
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).absolute().with_name("lint-imports")
     env = {**os.environ, "PYTHONPATH": str(root)}
-    return subprocess.run([str(exe), "--no-cache"], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [str(exe), "--no-cache"], cwd=root, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_import_contracts_hold() -> None:
@@ -32,8 +33,9 @@ def test_an_upward_import_breaks_the_layers(tmp_path: Path) -> None:
     reference are each reported."""
     shutil.copy(REPO / "pyproject.toml", tmp_path)
     for package in PACKAGES:
-        shutil.copytree(REPO / package, tmp_path / package,
-                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+        shutil.copytree(
+            REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
     with open(tmp_path / "reference_impl" / "models" / "model.py", "a") as f:
         f.write("\nfrom reference_impl.generation import generate  # noqa\n")
     with open(tmp_path / "coursekit" / "testing.py", "a") as f:

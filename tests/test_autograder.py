@@ -25,8 +25,13 @@ LIMITS = Limits(step_timeout=8.0, memory_bytes=3 << 30)
 
 
 def nbgrader_meta(grade_id: str, *, solution: bool, grade: bool, points: float = 0) -> dict:
-    meta = {"grade_id": grade_id, "solution": solution, "grade": grade, "locked": not solution,
-            "schema_version": 3}  # fmt: skip
+    meta = {
+        "grade_id": grade_id,
+        "solution": solution,
+        "grade": grade,
+        "locked": not solution,
+        "schema_version": 3,
+    }
     if grade:
         meta["points"] = points
     return {"nbgrader": meta}
@@ -125,8 +130,11 @@ def test_cli_json_report(tmp_path: Path) -> None:
     path = build_notebook(tmp_path / "nb.ipynb", sdpa, causal)
     out = subprocess.run(
         [sys.executable, "-m", "autograder", str(path), "--json"],
-        capture_output=True, text=True, timeout=300, cwd=REPO,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert out.returncode == 0, out.stderr
     (report,) = json.loads(out.stdout)
     assert report["points"] == 2.5 and report["max_points"] == 8.0
@@ -144,9 +152,17 @@ def test_grading_is_deterministic(tmp_path: Path) -> None:
 
 
 SENT_DTYPES = [  # what the graders send (float64, float32, int64, bool) or a student may return
-    torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32,
-    torch.int16, torch.int8, torch.uint8, torch.bool,
-]  # fmt: skip
+    torch.float64,
+    torch.float32,
+    torch.float16,
+    torch.bfloat16,
+    torch.int64,
+    torch.int32,
+    torch.int16,
+    torch.int8,
+    torch.uint8,
+    torch.bool,
+]
 
 
 @pytest.mark.parametrize("dtype", SENT_DTYPES, ids=str)
@@ -164,10 +180,23 @@ def test_tensors_of_every_dtype_cross_the_sandbox_both_ways(dtype: torch.dtype) 
 def test_graders_run_under_pytest(tmp_path: Path) -> None:
     def run(notebook: Path) -> str:
         out = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "autograder.pytest_plugin", "--grade",
-             str(notebook), "-p", "no:cacheprovider", "-q"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "autograder.pytest_plugin",
+                "--grade",
+                str(notebook),
+                "-p",
+                "no:cacheprovider",
+                "-q",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         return out.stdout
 
     source = REPO / "source/part2_fundamentals/attention.ipynb"

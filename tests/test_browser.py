@@ -34,9 +34,14 @@ from .conftest import REPO
 ARTIFACTS = REPO / "artifacts" / "browser"
 NOTEBOOK = "release/part0_setup/00_setup_and_verification.ipynb"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SOLUTION = """def causal_average(x):
     t = x.shape[-2]
     weights = torch.ones(t, t, dtype=x.dtype).tril()
@@ -88,10 +93,19 @@ def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
         "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces"),
     }
     server = subprocess.Popen(
-        [sys.executable, str(course / "scripts" / "lab.py"), "--no-browser",
-         f"--port={port}", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(course / "scripts" / "lab.py"),
+            "--no-browser",
+            f"--port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            f"--IdentityProvider.token={token}",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
@@ -139,8 +153,9 @@ def wait_for_kernel_connection(lab: dict[str, Any], timeout: float = 60.0) -> No
     deadline = time.monotonic() + timeout
     while True:
         kernels = poll_json(url, deadline) or []
-        if any(k.get("connections", 0) >= 1 and k.get("execution_state") == "idle"
-               for k in kernels):  # fmt: skip
+        if any(
+            k.get("connections", 0) >= 1 and k.get("execution_state") == "idle" for k in kernels
+        ):
             return
         assert time.monotonic() < deadline, f"the kernel never connected: {kernels}"
         time.sleep(0.5)

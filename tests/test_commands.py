@@ -56,13 +56,27 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run(script: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, f"scripts/{script}", *args], cwd=REPO, input=stdin,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, f"scripts/{script}", *args],
+        cwd=REPO,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_generate_prints_prompt_and_continuation_only(checkpoint: Path) -> None:
-    args = ["--checkpoint", str(checkpoint), "--prompt", "Once upon a time", "--temperature",
-            "0", "--max-new-tokens", "40"]  # fmt: skip
+    args = [
+        "--checkpoint",
+        str(checkpoint),
+        "--prompt",
+        "Once upon a time",
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "40",
+    ]
     out = run("generate.py", *args)
     assert out.returncode == 0, out.stderr
     model, tok, _ = load_model(checkpoint)
@@ -73,21 +87,39 @@ def test_generate_prints_prompt_and_continuation_only(checkpoint: Path) -> None:
 
 
 def test_generate_sampling_is_seeded_and_beams_run(checkpoint: Path) -> None:
-    args = ["--checkpoint", str(checkpoint), "--max-new-tokens", "30", "--top-k", "20",
-            "--top-p", "0.9", "--repetition-penalty", "1.2"]  # fmt: skip
+    args = [
+        "--checkpoint",
+        str(checkpoint),
+        "--max-new-tokens",
+        "30",
+        "--top-k",
+        "20",
+        "--top-p",
+        "0.9",
+        "--repetition-penalty",
+        "1.2",
+    ]
     first, again = (
         run("generate.py", *args, "--seed", "3"),
         run("generate.py", *args, "--seed", "3"),
     )
     assert first.returncode == 0 and first.stdout == again.stdout
-    beams = run("generate.py", "--checkpoint", str(checkpoint), "--beams", "3",
-                "--max-new-tokens", "20")  # fmt: skip
+    beams = run(
+        "generate.py", "--checkpoint", str(checkpoint), "--beams", "3", "--max-new-tokens", "20"
+    )
     assert beams.returncode == 0 and beams.stdout.startswith("Once upon a time"), beams.stderr
 
 
 def test_generate_beyond_the_context_keeps_going(checkpoint: Path) -> None:
-    out = run("generate.py", "--checkpoint", str(checkpoint), "--max-new-tokens", "100",
-              "--temperature", "0")  # fmt: skip
+    out = run(
+        "generate.py",
+        "--checkpoint",
+        str(checkpoint),
+        "--max-new-tokens",
+        "100",
+        "--temperature",
+        "0",
+    )
     assert out.returncode == 0 and "100 tokens generated" in out.stderr
 
 
@@ -103,7 +135,7 @@ def test_generate_beyond_the_context_keeps_going(checkpoint: Path) -> None:
         (["--beams", "0"], "--beams: must be >= 1"),
         (["--max-new-tokens", "0"], "--max-new-tokens: must be >= 1"),
     ],
-)  # fmt: skip
+)
 def test_generate_user_errors_are_one_line(checkpoint: Path, args: list[str], message: str) -> None:
     full = ["--checkpoint", str(checkpoint), *args] if "--checkpoint" not in args else args
     out = run("generate.py", *full)
@@ -126,8 +158,7 @@ def test_a_checkpoint_whose_config_does_not_fit_its_weights(
 
 def test_chat_answers_each_turn_and_quits(checkpoint: Path) -> None:
     turns = "".join(f"tell me a story number {i}\n" for i in range(6)) + "/quit\n"
-    out = run("chat.py", "--checkpoint", str(checkpoint), "--max-new-tokens", "20",
-              stdin=turns)  # fmt: skip
+    out = run("chat.py", "--checkpoint", str(checkpoint), "--max-new-tokens", "20", stdin=turns)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("model> ") == 6 and out.stdout.rstrip().endswith("bye")
     # six turns overflow the 48-token context: the history is cut from the front, no error

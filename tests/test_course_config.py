@@ -41,6 +41,12 @@ def test_nbgrader_validate_runs_the_kernel_in_fast_mode(tmp_path: Path) -> None:
     nbformat.write(new_notebook(cells=[cell]), str(nb))
     env = {k: v for k, v in os.environ.items() if k != "GW_FAST"}
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
-    out = subprocess.run([str(BIN / "nbgrader"), "validate", str(nb)], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [str(BIN / "nbgrader"), "validate", str(nb)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert "Success! Your notebook passes all the tests." in out.stdout, out.stdout + out.stderr

@@ -93,11 +93,19 @@ def test_tinystories_offline_without_copy_is_a_clear_error(
 
 def test_download_data_without_network_exits_2_with_a_message(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, str(REPO / "scripts/download_data.py"), "--dataset", "tinystories",
-         "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(REPO / "scripts/download_data.py"),
+            "--dataset",
+            "tinystories",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={"PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"},
-    )  # fmt: skip
+    )
     assert out.returncode == 2, out.stderr
     assert "error: TinyStories (train) is not available" in out.stderr
     assert "--dataset builtin" in out.stderr and "Traceback" not in out.stderr
@@ -105,10 +113,18 @@ def test_download_data_without_network_exits_2_with_a_message(tmp_path: Path) ->
 
 def test_download_data_builtin_writes_token_files(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, str(REPO / "scripts/download_data.py"), "--size", "tiny",
-         "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(REPO / "scripts/download_data.py"),
+            "--size",
+            "tiny",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     ids, meta = open_token_file(tmp_path / "builtin-tiny-bytes" / "train.bin", vocab_size=256)
     assert meta.split == "train" and meta.num_tokens == len(ids) > 100_000
@@ -134,16 +150,18 @@ def test_prepare_with_a_trained_bpe_appends_end_of_text(shared_data: Path, tmp_p
 
 def test_token_file_write_is_atomic(tmp_path: Path) -> None:
     path = tmp_path / "t.bin"
-    write_token_file(path, [[1, 2, 3]], tokenizer="bytes", vocab_size=256, split="train",
-                     source="test")  # fmt: skip
+    write_token_file(
+        path, [[1, 2, 3]], tokenizer="bytes", vocab_size=256, split="train", source="test"
+    )
 
     def broken():  # type: ignore[no-untyped-def]
         yield [7] * 10
         raise KeyboardInterrupt  # interrupted halfway
 
     with pytest.raises(KeyboardInterrupt):
-        write_token_file(path, broken(), tokenizer="bytes", vocab_size=256, split="train",
-                         source="test", block=4)  # fmt: skip
+        write_token_file(
+            path, broken(), tokenizer="bytes", vocab_size=256, split="train", source="test", block=4
+        )
     ids, meta = open_token_file(path)  # the previous file, whole
     assert list(ids) == [1, 2, 3] and meta.num_tokens == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.bin", "t.json"]
@@ -153,8 +171,9 @@ def test_token_file_problems_are_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"download_data\.py"):
         open_token_file(tmp_path / "missing.bin")
     path = tmp_path / "t.bin"
-    write_token_file(path, [list(range(100))], tokenizer="bytes", vocab_size=256, split="train",
-                     source="test")  # fmt: skip
+    write_token_file(
+        path, [list(range(100))], tokenizer="bytes", vocab_size=256, split="train", source="test"
+    )
     with pytest.raises(ValueError, match="model expects a vocabulary of 50257"):
         open_token_file(path, vocab_size=50257)
     path.write_bytes(path.read_bytes()[:-6])
@@ -166,8 +185,14 @@ def test_token_file_problems_are_named(tmp_path: Path) -> None:
 
 
 def test_large_vocabularies_use_uint32(tmp_path: Path) -> None:
-    meta = write_token_file(tmp_path / "big.bin", [[70_000, 1]], tokenizer="x",
-                            vocab_size=100_000, split="train", source="test")  # fmt: skip
+    meta = write_token_file(
+        tmp_path / "big.bin",
+        [[70_000, 1]],
+        tokenizer="x",
+        vocab_size=100_000,
+        split="train",
+        source="test",
+    )
     ids, _ = open_token_file(tmp_path / "big.bin")
     assert meta.dtype == "uint32" and list(ids) == [70_000, 1]
     assert json.loads((tmp_path / "big.json").read_text())["vocab_size"] == 100_000
@@ -175,8 +200,14 @@ def test_large_vocabularies_use_uint32(tmp_path: Path) -> None:
 
 def test_get_batch_from_a_memmap_equals_get_batch_from_a_tensor(tmp_path: Path) -> None:
     data = np.random.default_rng(0).integers(0, 256, 5000)
-    write_token_file(tmp_path / "t.bin", [data.tolist()], tokenizer="bytes", vocab_size=256,
-                     split="train", source="test")  # fmt: skip
+    write_token_file(
+        tmp_path / "t.bin",
+        [data.tolist()],
+        tokenizer="bytes",
+        vocab_size=256,
+        split="train",
+        source="test",
+    )
     ids, _ = open_token_file(tmp_path / "t.bin")
     x1, y1 = get_batch(ids, 8, 32, torch.Generator().manual_seed(3))
     x2, y2 = get_batch(torch.from_numpy(data), 8, 32, torch.Generator().manual_seed(3))

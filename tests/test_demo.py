@@ -17,8 +17,12 @@ def test_demo_autogrades_the_class_and_trains(tmp_path: Path) -> None:
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     out = subprocess.run(
         [sys.executable, "scripts/demo.py", "--iters", "20", "--out", str(tmp_path)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "ada    12.5 / 13.5" in out.stdout  # the written answer waits for manual grading
     assert "ben     2.5 / 13.5" in out.stdout and "cleo    6.0 / 13.5" in out.stdout

@@ -48,9 +48,23 @@ def test_pip_and_conda_pin_the_same_versions() -> None:
 
 def test_required_packages_are_pinned() -> None:
     pins = pyproject_pins()
-    for name in ("torch", "nbgrader", "jupyterlab", "nbval", "pytest", "sentencepiece",
-                 "tokenizers", "datasets", "matplotlib", "pyyaml", "tqdm", "tensorboard",
-                 "transformers", "ruff", "mypy"):  # fmt: skip
+    for name in (
+        "torch",
+        "nbgrader",
+        "jupyterlab",
+        "nbval",
+        "pytest",
+        "sentencepiece",
+        "tokenizers",
+        "datasets",
+        "matplotlib",
+        "pyyaml",
+        "tqdm",
+        "tensorboard",
+        "transformers",
+        "ruff",
+        "mypy",
+    ):
         assert name in pins, name
 
 

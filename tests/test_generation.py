@@ -180,17 +180,32 @@ def test_beam_search_equals_hugging_face(length_penalty: float, early_stopping: 
     shorter = 0
     for eos in (free[0, 1, 8].item(), free[1, 2, 11].item(), free[0, 3, 6].item()):
         hf_out = hf_generate(
-            hf, idx, max_new_tokens=12, num_beams=4, do_sample=False, eos_token_id=eos,
-            length_penalty=length_penalty, early_stopping=early_stopping,
-            num_return_sequences=4, output_scores=True, return_dict_in_generate=True,
-        )  # fmt: skip
+            hf,
+            idx,
+            max_new_tokens=12,
+            num_beams=4,
+            do_sample=False,
+            eos_token_id=eos,
+            length_penalty=length_penalty,
+            early_stopping=early_stopping,
+            num_return_sequences=4,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
         kw = dict(length_penalty=length_penalty, early_stopping=early_stopping, eos_id=eos)
         seqs, scores = beam_search(ours, idx, 12, 4, return_all=True, **kw)
         assert torch.equal(seqs.flatten(0, 1), hf_out.sequences)
         torch.testing.assert_close(scores.flatten(), hf_out.sequences_scores, atol=1e-4, rtol=0)
-        best = hf_generate(hf, idx, max_new_tokens=12, num_beams=4, do_sample=False,
-                           eos_token_id=eos, length_penalty=length_penalty,
-                           early_stopping=early_stopping)  # fmt: skip
+        best = hf_generate(
+            hf,
+            idx,
+            max_new_tokens=12,
+            num_beams=4,
+            do_sample=False,
+            eos_token_id=eos,
+            length_penalty=length_penalty,
+            early_stopping=early_stopping,
+        )
         for use_cache in (True, False):
             got = beam_search(ours, idx, 12, 4, use_cache=use_cache, **kw)
             assert torch.equal(got, best), (eos, use_cache)

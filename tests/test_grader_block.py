@@ -68,8 +68,9 @@ def test_given_attention_is_the_reference_one() -> None:
     namespace: dict[str, Any] = {}
     for cell in setup:
         exec(cell.source, namespace)
-    cfg = ModelConfig(vocab_size=1, context_length=16, d_model=48, n_heads=6, n_layers=1,
-                      bias=False)  # fmt: skip
+    cfg = ModelConfig(
+        vocab_size=1, context_length=16, d_model=48, n_heads=6, n_layers=1, bias=False
+    )
     # float64: the two sum in different orders, and a float32 gradient of 0.04 can differ by
     # 1e-5 (1 ulp of the largest terms) on another CPU; in float64 they agree to 1e-12.
     reference = MultiHeadAttention(cfg).double()
@@ -96,8 +97,9 @@ def test_layernorm_expected_matches_torch(check: Check) -> None:
     assert case.module is not None
     (x,) = case.args
     state, eps = case.module.state_dict, case.module.kwargs.get("eps", 1e-5)
-    peer = F.layer_norm(x.double(), x.shape[-1:], state["weight"].double(),
-                        state["bias"].double(), eps=eps)  # fmt: skip
+    peer = F.layer_norm(
+        x.double(), x.shape[-1:], state["weight"].double(), state["bias"].double(), eps=eps
+    )
     assert_close(case.expected, peer.float(), check.name, atol=max(case.atol / 2, 1e-5))
 
 

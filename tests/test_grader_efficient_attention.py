@@ -39,14 +39,26 @@ SOURCE = REPO / "source/part3_innovations/efficient_attention.ipynb"
 
 # solution cell -> (its test cell, its item, the cell's points, answers)
 EXERCISES = {
-    "online_softmax": ("online_softmax_tests", "efficient_attention.online_softmax", 3.0,
-                       ONLINE_SOFTMAX_MISTAKES),
-    "tiled_attention": ("tiled_attention_tests", "efficient_attention.tiled_attention", 4.0,
-                        TILED_MISTAKES),
-    "sliding_window_mask": ("sliding_window_mask_tests", "efficient_attention.sliding_window_mask",
-                            3.0, WINDOW_MISTAKES),
+    "online_softmax": (
+        "online_softmax_tests",
+        "efficient_attention.online_softmax",
+        3.0,
+        ONLINE_SOFTMAX_MISTAKES,
+    ),
+    "tiled_attention": (
+        "tiled_attention_tests",
+        "efficient_attention.tiled_attention",
+        4.0,
+        TILED_MISTAKES,
+    ),
+    "sliding_window_mask": (
+        "sliding_window_mask_tests",
+        "efficient_attention.sliding_window_mask",
+        3.0,
+        WINDOW_MISTAKES,
+    ),
     "repeat_kv": ("repeat_kv_tests", "efficient_attention.repeat_kv", 3.0, REPEAT_KV_MISTAKES),
-}  # fmt: skip
+}
 
 
 # --- the grader's expected values against independent peers ---------------------------------
@@ -77,9 +89,15 @@ def test_tiled_cases_match_torch_sdpa(check: Check) -> None:
 def test_window_cases_match_a_loop(check: Check) -> None:
     case = check.build()
     t, s, window, is_causal = case.args
-    peer = torch.tensor([[(i + s - t - window < j <= i + s - t) if is_causal
-                          else abs(i + s - t - j) < window for j in range(s)]
-                         for i in range(t)])  # fmt: skip
+    peer = torch.tensor(
+        [
+            [
+                (i + s - t - window < j <= i + s - t) if is_causal else abs(i + s - t - j) < window
+                for j in range(s)
+            ]
+            for i in range(t)
+        ]
+    )
     assert case.expected.dtype == torch.bool and torch.equal(case.expected, peer)
 
 

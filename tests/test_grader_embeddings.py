@@ -38,12 +38,15 @@ SOURCE = REPO / "source/part2_fundamentals/embeddings_and_positions.ipynb"
 
 # solution cell -> (its test cell, its item, the cell's points, answers)
 EXERCISES = {
-    "sinusoidal": ("sinusoidal_tests", "embeddings.sinusoidal_positions", 4.0,
-                   SINUSOIDAL_MISTAKES),
-    "token_position": ("token_position_tests", "embeddings.TokenPositionEmbedding", 4.0,
-                       TOKEN_POSITION_MISTAKES),
+    "sinusoidal": ("sinusoidal_tests", "embeddings.sinusoidal_positions", 4.0, SINUSOIDAL_MISTAKES),
+    "token_position": (
+        "token_position_tests",
+        "embeddings.TokenPositionEmbedding",
+        4.0,
+        TOKEN_POSITION_MISTAKES,
+    ),
     "rope": ("rope_tests", "embeddings.apply_rope", 5.0, ROPE_MISTAKES),
-}  # fmt: skip
+}
 
 
 # --- the grader's expected values against independent peers ---------------------------------
@@ -63,8 +66,9 @@ def rope_by_complex(x: Tensor, positions: Tensor, theta: float) -> Tensor:
     d = x.size(-1)
     pairs = torch.stack(x.double().chunk(2, dim=-1), dim=-1).contiguous()  # (..., d/2, 2)
     freqs = theta ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
-    turn = torch.polar(torch.ones(len(positions), d // 2, dtype=torch.float64),
-                       positions.double()[:, None] * freqs)  # fmt: skip
+    turn = torch.polar(
+        torch.ones(len(positions), d // 2, dtype=torch.float64), positions.double()[:, None] * freqs
+    )
     z = torch.view_as_real(torch.view_as_complex(pairs) * turn)
     return torch.cat((z[..., 0], z[..., 1]), dim=-1)
 
@@ -114,7 +118,11 @@ def test_embedding_expected_matches_one_hot_products(check: Check) -> None:
     if case.grad_output is not None:
         g = case.grad_output
         grads = case.expected_param_grads
-        assert_close(grads["tok_emb.weight"], torch.einsum("btv,btd->vd", one_hot, g),
-                     "tok_emb grad", atol=1e-5)  # fmt: skip
+        assert_close(
+            grads["tok_emb.weight"],
+            torch.einsum("btv,btd->vd", one_hot, g),
+            "tok_emb grad",
+            atol=1e-5,
+        )
         pos_grad = torch.cat((g.sum(0), torch.zeros(pos.size(0) - t, pos.size(1))))
         assert_close(grads["pos_emb.weight"], pos_grad, "pos_emb grad", atol=1e-5)

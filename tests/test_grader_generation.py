@@ -51,9 +51,13 @@ EXERCISES = {
     "top_k_filter": ("top_k_filter_tests", "generation.top_k_filter", 3.0, TOP_K_MISTAKES),
     "top_p_filter": ("top_p_filter_tests", "generation.top_p_filter", 3.0, TOP_P_MISTAKES),
     "beam_search": ("beam_search_tests", "generation.beam_search", 4.0, BEAM_MISTAKES),
-    "cached_attention": ("cached_attention_tests", "generation.cached_attention", 4.0,
-                         CACHE_MISTAKES),
-}  # fmt: skip
+    "cached_attention": (
+        "cached_attention_tests",
+        "generation.cached_attention",
+        4.0,
+        CACHE_MISTAKES,
+    ),
+}
 
 
 # --- the grader's expected values against independent peers ---------------------------------
@@ -95,8 +99,9 @@ def test_samples_match_a_seeded_multinomial(check: Check) -> None:
     assert logits.isfinite().any(-1).all() and (logits.gather(-1, peer[:, None]) > -1e30).all()
 
 
-def _brute_force(table: torch.Tensor, start: int, steps: int, lp: float,
-                 eos: int | None) -> tuple[list[int], float]:  # fmt: skip
+def _brute_force(
+    table: torch.Tensor, start: int, steps: int, lp: float, eos: int | None
+) -> tuple[list[int], float]:
     best: tuple[list[int], float] | None = None
     seen = set()
     for seq in itertools.product(range(table.size(0)), repeat=steps):
@@ -153,8 +158,9 @@ def test_cache_expected_matches_torch_sdpa(check: Check) -> None:
     assert torch.equal(v_all, torch.cat([past_v, v_new], 2))
     p = past_k.size(2)
     q_full = torch.cat([torch.randn_like(past_k), q], 2)  # the past queries do not matter
-    full = F.scaled_dot_product_attention(q_full.double(), k_all.double(), v_all.double(),
-                                          is_causal=True)  # fmt: skip
+    full = F.scaled_dot_product_attention(
+        q_full.double(), k_all.double(), v_all.double(), is_causal=True
+    )
     torch.testing.assert_close(out.double(), full[:, :, p:], atol=1e-5, rtol=1e-5)
 
 

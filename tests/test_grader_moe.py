@@ -37,12 +37,20 @@ SOURCE = REPO / "source/part3_innovations/moe.ipynb"
 EXERCISES = {
     "router_top_k": ("router_top_k_tests", "moe.router_top_k", 3.0, ROUTER_MISTAKES),
     "gating_weights": ("gating_weights_tests", "moe.gating_weights", 3.0, GATING_MISTAKES),
-    "load_balancing_loss": ("load_balancing_loss_tests", "moe.load_balancing_loss", 3.0,
-                            LB_MISTAKES),
-    "capacity_dispatch": ("capacity_dispatch_tests", "moe.capacity_dispatch", 3.0,
-                          CAPACITY_MISTAKES),
+    "load_balancing_loss": (
+        "load_balancing_loss_tests",
+        "moe.load_balancing_loss",
+        3.0,
+        LB_MISTAKES,
+    ),
+    "capacity_dispatch": (
+        "capacity_dispatch_tests",
+        "moe.capacity_dispatch",
+        3.0,
+        CAPACITY_MISTAKES,
+    ),
     "moe_layer": ("moe_layer_tests", "moe.MoELayer", 4.5, LAYER_MISTAKES),
-}  # fmt: skip
+}
 
 
 # --- the grader's expected values against independent peers ---------------------------------

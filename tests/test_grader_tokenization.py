@@ -48,12 +48,16 @@ SOURCE = REPO / "source/part4_training/tokenization.ipynb"
 EXERCISES = {
     "count_pairs": ("count_pairs_tests", "tokenization.count_pairs", 3.0, COUNT_PAIRS_MISTAKES),
     "merge": ("merge_tests", "tokenization.merge", 3.0, MERGE_MISTAKES),
-    "split_special": ("split_special_tests", "tokenization.split_special_tokens", 3.0,
-                      SPLIT_MISTAKES),
+    "split_special": (
+        "split_special_tests",
+        "tokenization.split_special_tokens",
+        3.0,
+        SPLIT_MISTAKES,
+    ),
     "train_bpe": ("train_bpe_tests", "tokenization.train_bpe", 4.0, TRAIN_MISTAKES),
     "encode": ("encode_tests", "tokenization.encode", 4.0, ENCODE_MISTAKES),
     "decode": ("decode_tests", "tokenization.decode", 3.0, DECODE_MISTAKES),
-}  # fmt: skip
+}
 
 
 # --- the grader's expected values against independent peers ---------------------------------
@@ -78,8 +82,9 @@ def test_merge_matches_bytes_replace(check: Check) -> None:
     ids, (a, b), new_id = case.args
     marker = 0x100  # ids fit in two bytes each
     data = b"".join(i.to_bytes(2, "big") for i in ids)
-    replaced = data.replace(a.to_bytes(2, "big") + b.to_bytes(2, "big"),
-                            marker.to_bytes(2, "big") * 2)  # fmt: skip
+    replaced = data.replace(
+        a.to_bytes(2, "big") + b.to_bytes(2, "big"), marker.to_bytes(2, "big") * 2
+    )
     peer = [int.from_bytes(replaced[i : i + 2], "big") for i in range(0, len(replaced), 2)]
     out: list[int] = []
     skip = False
@@ -115,8 +120,9 @@ def _hf(vocab: dict[int, bytes], merges: list[tuple[bytes, bytes]], specials: li
     def as_str(token: bytes) -> str:
         return "".join(table[b] for b in token)
 
-    model = models.BPE({as_str(t): i for i, t in vocab.items()},
-                       [(as_str(a), as_str(b)) for a, b in merges])  # fmt: skip
+    model = models.BPE(
+        {as_str(t): i for i, t in vocab.items()}, [(as_str(a), as_str(b)) for a, b in merges]
+    )
     hf = HFTokenizer(model)
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     hf.add_special_tokens(specials)

@@ -52,14 +52,13 @@ SOURCE = REPO / "source/part4_training/training_loop.ipynb"
 
 # solution cell -> (its test cell, its item, the cell's points, answers)
 EXERCISES = {
-    "cross_entropy": ("cross_entropy_tests", "training.cross_entropy", 3.0,
-                      CROSS_ENTROPY_MISTAKES),
+    "cross_entropy": ("cross_entropy_tests", "training.cross_entropy", 3.0, CROSS_ENTROPY_MISTAKES),
     "get_batch": ("get_batch_tests", "training.get_batch", 3.0, GET_BATCH_MISTAKES),
     "adamw_step": ("adamw_step_tests", "training.adamw_step", 4.0, ADAMW_MISTAKES),
     "lr_at": ("lr_at_tests", "training.lr_at", 4.0, LR_AT_MISTAKES),
     "clip_grad_norm": ("clip_grad_norm_tests", "training.clip_grad_norm", 3.0, CLIP_MISTAKES),
     "train_step": ("train_step_tests", "training.train_step", 4.0, TRAIN_STEP_MISTAKES),
-}  # fmt: skip
+}
 DEPENDS_ON_OTHERS = ("train_step",)  # its source solution calls the other exercises
 
 
@@ -110,8 +109,9 @@ def test_adamw_helper_and_formula_follow_torch_for_60_steps() -> None:
         p.grad = grad.clone()
         opt.step()
         mine = _adamw_formula(mine[0], grad, mine[1], mine[2], step, 3e-3, 0.9, 0.95, 1e-8, 0.1)
-        helper = torch_adamw_step(helper[0], grad, helper[1], helper[2], step, 3e-3, 0.9, 0.95,
-                                  1e-8, 0.1)  # fmt: skip
+        helper = torch_adamw_step(
+            helper[0], grad, helper[1], helper[2], step, 3e-3, 0.9, 0.95, 1e-8, 0.1
+        )
         for state in (mine, helper):
             torch.testing.assert_close(state[0], p.detach(), atol=1e-12, rtol=1e-10)
     state = opt.state[p]
@@ -148,8 +148,9 @@ def test_cross_entropy_matches_the_formula(check: Check) -> None:
     if case.grad_args:
         one_hot = torch.nn.functional.one_hot(t, z.shape[1]).double()
         grad = (log_p.exp() - one_hot) / len(t)
-        torch.testing.assert_close(case.expected_grads[0].reshape(grad.shape).double(), grad,
-                                   atol=1e-12, rtol=1e-9)  # fmt: skip
+        torch.testing.assert_close(
+            case.expected_grads[0].reshape(grad.shape).double(), grad, atol=1e-12, rtol=1e-9
+        )
 
 
 @pytest.mark.parametrize("check", LR_CHECKS, ids=lambda c: c.name)
@@ -171,8 +172,9 @@ def test_batches_are_the_drawn_windows(check: Check) -> None:
     case = check.build()
     data, batch_size, block_size, seed = case.args
     x, y = case.expected
-    starts = torch.randint(len(data) - block_size, (batch_size,),
-                           generator=torch.Generator().manual_seed(seed))  # fmt: skip
+    starts = torch.randint(
+        len(data) - block_size, (batch_size,), generator=torch.Generator().manual_seed(seed)
+    )
     assert x.shape == y.shape == (batch_size, block_size)
     assert x.dtype == y.dtype == torch.int64
     for i, s in enumerate(starts.tolist()):

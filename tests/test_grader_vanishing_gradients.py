@@ -41,10 +41,9 @@ SOURCE = REPO / "source/part1_evolution/vanishing_gradients.ipynb"
 EXERCISES = {
     "grad_norms": ("grad_norms_tests", "vanishing_gradients.grad_norms", 3.0, NORMS_MISTAKES),
     "lstm_cell": ("lstm_cell_tests", "vanishing_gradients.lstm_cell", 3.0, LSTM_MISTAKES),
-    "recall_task": ("recall_task_tests", "vanishing_gradients.recall_task", 3.0,
-                    RECALL_MISTAKES),
+    "recall_task": ("recall_task_tests", "vanishing_gradients.recall_task", 3.0, RECALL_MISTAKES),
     "accuracy": ("accuracy_tests", "vanishing_gradients.accuracy", 3.0, ACCURACY_MISTAKES),
-}  # fmt: skip
+}
 
 
 # --- the grader's expected values against independent peers ---------------------------------
@@ -94,8 +93,10 @@ def test_accuracy_by_counting(check: Check) -> None:
     case = check.build()
     logits, targets = case.args
     ignore = case.kwargs.get("ignore_index", -100)
-    pairs = [(row.argmax().item(), t.item())
-             for row, t in zip(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                               strict=True) if t.item() != ignore]  # fmt: skip
+    pairs = [
+        (row.argmax().item(), t.item())
+        for row, t in zip(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), strict=True)
+        if t.item() != ignore
+    ]
     peer = sum(a == t for a, t in pairs) / len(pairs) if pairs else 0.0
     assert isinstance(case.expected, float) and abs(case.expected - peer) < 1e-12

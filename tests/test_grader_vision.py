@@ -62,11 +62,17 @@ def test_block_matches_torch_encoder_layer(check: Check) -> None:
     assert case.module is not None
     d, heads, d_ff = case.module.args
     sd = case.module.state_dict
-    layer = nn.TransformerEncoderLayer(d, heads, d_ff, dropout=0.0, activation="gelu",
-                                       batch_first=True, norm_first=True)  # fmt: skip
+    layer = nn.TransformerEncoderLayer(
+        d, heads, d_ff, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+    )
     names = {"self_attn.in_proj_weight": "qkv.weight", "self_attn.in_proj_bias": "qkv.bias"}
-    for ours, theirs in (("proj", "self_attn.out_proj"), ("fc1", "linear1"), ("fc2", "linear2"),
-                         ("norm1", "norm1"), ("norm2", "norm2")):  # fmt: skip
+    for ours, theirs in (
+        ("proj", "self_attn.out_proj"),
+        ("fc1", "linear1"),
+        ("fc2", "linear2"),
+        ("norm1", "norm1"),
+        ("norm2", "norm2"),
+    ):
         names |= {f"{theirs}.{p}": f"{ours}.{p}" for p in ("weight", "bias")}
     layer.load_state_dict({theirs: sd[ours] for theirs, ours in names.items()})
     with torch.no_grad():
@@ -77,8 +83,11 @@ def test_block_matches_torch_encoder_layer(check: Check) -> None:
 def test_loss_matches_a_loop(check: Check) -> None:
     case = check.build()
     logits, targets, n_prefix = case.args
-    terms = [-torch.log_softmax(logits[b, n_prefix - 1 + i], dim=-1)[targets[b, i]]
-             for b in range(targets.shape[0]) for i in range(targets.shape[1])
-             if targets[b, i] != -100 and n_prefix - 1 + i >= 0]  # fmt: skip
+    terms = [
+        -torch.log_softmax(logits[b, n_prefix - 1 + i], dim=-1)[targets[b, i]]
+        for b in range(targets.shape[0])
+        for i in range(targets.shape[1])
+        if targets[b, i] != -100 and n_prefix - 1 + i >= 0
+    ]
     expected = case.expected[0] if isinstance(case.expected, tuple) else case.expected
     torch.testing.assert_close(expected, torch.stack(terms).mean(), atol=1e-10, rtol=1e-8)

@@ -30,9 +30,16 @@ def _spread_weights(model: torch.nn.Module) -> None:
 
 def make_gpt2(**kw: Any) -> torch.nn.Module:
     cfg = transformers.GPT2Config(
-        vocab_size=VOCAB, n_positions=32, n_embd=48, n_layer=3, n_head=4,
-        bos_token_id=0, eos_token_id=0, attn_implementation="eager", **kw,
-    )  # fmt: skip
+        vocab_size=VOCAB,
+        n_positions=32,
+        n_embd=48,
+        n_layer=3,
+        n_head=4,
+        bos_token_id=0,
+        eos_token_id=0,
+        attn_implementation="eager",
+        **kw,
+    )
     model = transformers.GPT2LMHeadModel(cfg).eval()
     _spread_weights(model)
     return model
@@ -40,10 +47,17 @@ def make_gpt2(**kw: Any) -> torch.nn.Module:
 
 def make_llama(**kw: Any) -> torch.nn.Module:
     args = dict(
-        vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64,
-        bos_token_id=0, eos_token_id=0, attn_implementation="eager",
-    )  # fmt: skip
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=64,
+        bos_token_id=0,
+        eos_token_id=0,
+        attn_implementation="eager",
+    )
     model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**(args | kw))).eval()
     _spread_weights(model)
     return model

@@ -82,8 +82,12 @@ class Course:
             env["HOME"] = str(cwd)  # the student's nbgrader cache and config
         result = subprocess.run(
             ["bash", "-c", f"set -euo pipefail\n{setup}\n{exports}{self.blocks[name]}"],
-            cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         self.out[f"{name}:{student}" if student else name] = result
         if ok and result.returncode != 0:
             raise AssertionError(f"block {name} failed:\n{result.stdout}\n{result.stderr[-3000:]}")
@@ -134,8 +138,11 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Course:
         "id,first_name,last_name,email\nada,Ada,Lovelace,ada@example.org\n"
         "ben,Ben,Bitdiddle,\ncy,Cy,Young,\n"
     )
-    values = {"ASSIGNMENT": ASSIGNMENT, "EXCHANGE": str(tmp / "exchange"),
-              "DUEDATE": "2100-01-01 17:00:00 UTC"}  # fmt: skip
+    values = {
+        "ASSIGNMENT": ASSIGNMENT,
+        "EXCHANGE": str(tmp / "exchange"),
+        "DUEDATE": "2100-01-01 17:00:00 UTC",
+    }
     c = Course(root, tmp / "homes", doc_blocks(), values)
     c.run("database")
     c.run("add-student", STUDENT="dan")
@@ -221,11 +228,17 @@ STUB, WORK = "raise NotImplementedError()", "return x"
 
 
 def fake_notebook(path: Path, answer: str = STUB) -> None:
-    cell = {"cell_type": "code", "metadata": {"nbgrader": {"solution": True, "grade_id": "a"}},
-            "source": answer, "outputs": [], "execution_count": None}  # fmt: skip
+    cell = {
+        "cell_type": "code",
+        "metadata": {"nbgrader": {"solution": True, "grade_id": "a"}},
+        "source": answer,
+        "outputs": [],
+        "execution_count": None,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4,
-                                "nbformat_minor": 5}))  # fmt: skip
+    path.write_text(
+        json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    )
 
 
 @pytest.fixture
@@ -263,10 +276,17 @@ def test_correct_names_and_checkpoints_pass(fake_course: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["attention-Copy1.ipynb", "attention (1).ipynb", "Attention.ipynb",
-             "Copy of attention.ipynb", "attention-2.ipynb", "a1/attention.ipynb",
-             "attention_copy.ipynb"],
-)  # fmt: skip
+    "name",
+    [
+        "attention-Copy1.ipynb",
+        "attention (1).ipynb",
+        "Attention.ipynb",
+        "Copy of attention.ipynb",
+        "attention-2.ipynb",
+        "a1/attention.ipynb",
+        "attention_copy.ipynb",
+    ],
+)
 def test_a_misnamed_notebook_gets_its_exact_rename_and_fix_does_it(
     fake_course: Path, name: str
 ) -> None:
@@ -288,12 +308,17 @@ def test_a_misnamed_notebook_gets_its_exact_rename_and_fix_does_it(
 
 
 def test_fix_never_overwrites_nor_guesses(fake_course: Path) -> None:
-    shadow = submit_files(fake_course, "cy", {"attention.ipynb": STUB,
-                                              "attention-Copy1.ipynb": WORK})  # fmt: skip
-    twins = submit_files(fake_course, "dee", {"attention-Copy1.ipynb": WORK,
-                                              "attention (1).ipynb": STUB})  # fmt: skip
-    submit_files(fake_course, "eve", {"attention.ipynb": WORK, "attention-Copy1.ipynb": WORK,
-                                      "embeddings.ipynb": WORK})  # fmt: skip
+    shadow = submit_files(
+        fake_course, "cy", {"attention.ipynb": STUB, "attention-Copy1.ipynb": WORK}
+    )
+    twins = submit_files(
+        fake_course, "dee", {"attention-Copy1.ipynb": WORK, "attention (1).ipynb": STUB}
+    )
+    submit_files(
+        fake_course,
+        "eve",
+        {"attention.ipynb": WORK, "attention-Copy1.ipynb": WORK, "embeddings.ipynb": WORK},
+    )
     before = {p: p.read_bytes() for p in fake_course.rglob("*.ipynb")}
     code, lines = report(fake_course, "--fix")
     assert code == 1

@@ -29,8 +29,9 @@ def _hf_block(
     seed: int, d: int = 16, d_ff: int = 24, e: int = 4, k: int = 2
 ) -> MixtralSparseMoeBlock:
     torch.manual_seed(seed)
-    config = MixtralConfig(hidden_size=d, intermediate_size=d_ff, num_local_experts=e,
-                           num_experts_per_tok=k)  # fmt: skip
+    config = MixtralConfig(
+        hidden_size=d, intermediate_size=d_ff, num_local_experts=e, num_experts_per_tok=k
+    )
     block = MixtralSparseMoeBlock(config)
     with torch.no_grad():
         for p in block.parameters():
@@ -67,8 +68,9 @@ def test_load_balancing_loss_matches_transformers() -> None:
         expected = load_balancing_loss_func((logits,), 4, k)
         torch.testing.assert_close(load_balancing_loss(logits, 4, k), expected)
     skewed = torch.randn(64, 8) + torch.tensor([4.0, 2.0] + [0.0] * 6)
-    torch.testing.assert_close(load_balancing_loss(skewed, 8, 2),
-                               load_balancing_loss_func((skewed,), 8, 2))  # fmt: skip
+    torch.testing.assert_close(
+        load_balancing_loss(skewed, 8, 2), load_balancing_loss_func((skewed,), 8, 2)
+    )
 
 
 def test_load_balancing_loss_limits() -> None:

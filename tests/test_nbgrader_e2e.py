@@ -27,9 +27,13 @@ BIN = Path(sys.executable).parent
 def nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "GW_FAST": "1"}
     result = subprocess.run(
-        [str(BIN / "nbgrader"), *args], cwd=course, env=env, capture_output=True, text=True,
+        [str(BIN / "nbgrader"), *args],
+        cwd=course,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=1200,
-    )  # fmt: skip
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"nbgrader {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     return result
@@ -82,11 +86,22 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root.joinpath("first_scores.txt").write_text(repr(scores(root)))
     # Again, one nbgrader process per student, two at a time, on the same gradebook.
     second = subprocess.run(
-        [sys.executable, "-m", "autograder.autograde_class", ASSIGNMENT, "--workers", "2",
-         "--force", *limits],
-        cwd=root, capture_output=True, text=True, timeout=1200,
+        [
+            sys.executable,
+            "-m",
+            "autograder.autograde_class",
+            ASSIGNMENT,
+            "--workers",
+            "2",
+            "--force",
+            *limits,
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=1200,
         env=os.environ | {"GW_FAST": "1"},
-    )  # fmt: skip
+    )
     root.joinpath("logs.txt").write_text(first.stderr + "\n=====\n" + second.stdout)
     return root
 

@@ -24,8 +24,14 @@ STUDENT = "model_student"
 
 def nbgrader(course: Path, *args: str) -> None:
     env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "GW_FAST": "1"}
-    result = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env=env,
-                            capture_output=True, text=True, timeout=1800)  # fmt: skip
+    result = subprocess.run(
+        [str(BIN / "nbgrader"), *args],
+        cwd=course,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert result.returncode == 0, f"nbgrader {' '.join(args)}:\n{result.stderr[-3000:]}"
 
 
@@ -67,11 +73,15 @@ def test_source_solutions_get_full_marks(course: Path, assignment: str) -> None:
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         for name in notebooks:
             source = nbformat.read(str(REPO / "source" / assignment / f"{name}.ipynb"), 4)
-            graded = {grade_id(c) for c in source.cells
-                      if nbgrader_meta(c).get("grade") and c.cell_type == "code"}  # fmt: skip
+            graded = {
+                grade_id(c)
+                for c in source.cells
+                if nbgrader_meta(c).get("grade") and c.cell_type == "code"
+            }
             nb = gb.find_submission_notebook(name, assignment, STUDENT)
             auto = [g for g in nb.grades if g.auto_score is not None]
             assert graded and {g.name for g in auto} == graded, name
-            lost = {g.name: (g.auto_score, g.max_score) for g in auto
-                    if g.auto_score != g.max_score}  # fmt: skip
+            lost = {
+                g.name: (g.auto_score, g.max_score) for g in auto if g.auto_score != g.max_score
+            }
             assert not lost, f"{assignment}/{name}: {lost}"

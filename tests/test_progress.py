@@ -326,17 +326,26 @@ def test_checksum_is_nbgraders() -> None:
 
 
 def test_error_lines_say_what_failed() -> None:
-    tb = ["\x1b[31m---------\x1b[39m", "Cell \x1b[32mIn[6], line 3\x1b[39m\n      1 x = 1\n"
-          "\x1b[32m----> 3\x1b[39m assert capacity == 6\n"]  # fmt: skip
+    tb = [
+        "\x1b[31m---------\x1b[39m",
+        "Cell \x1b[32mIn[6], line 3\x1b[39m\n      1 x = 1\n"
+        "\x1b[32m----> 3\x1b[39m assert capacity == 6\n",
+    ]
     cases = [
-        ({"ename": "AssertionError", "evalue": "", "traceback": tb},
-         "AssertionError: at `assert capacity == 6`"),
-        ({"ename": "NotImplementedError", "evalue": ""},
-         "NotImplementedError: a stub still runs (here, or in an exercise this one uses)"),
-        ({"ename": "SyntaxError", "evalue": "invalid syntax (1063758517.py, line 4)"},
-         "SyntaxError: invalid syntax (line 4)"),
+        (
+            {"ename": "AssertionError", "evalue": "", "traceback": tb},
+            "AssertionError: at `assert capacity == 6`",
+        ),
+        (
+            {"ename": "NotImplementedError", "evalue": ""},
+            "NotImplementedError: a stub still runs (here, or in an exercise this one uses)",
+        ),
+        (
+            {"ename": "SyntaxError", "evalue": "invalid syntax (1063758517.py, line 4)"},
+            "SyntaxError: invalid syntax (line 4)",
+        ),
         ({"ename": "ValueError", "evalue": "first\nsecond " + "x" * 300}, "ValueError: first"),
-    ]  # fmt: skip
+    ]
     for output, line in cases:
         assert progress._error_line(output) == line
     assert len(progress._error_line({"ename": "E", "evalue": "y" * 500})) == 200

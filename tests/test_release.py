@@ -29,11 +29,21 @@ def nbgrader_env() -> dict[str, str]:
 
 def generate(release_dir: Path, assignment: str) -> None:
     subprocess.run(
-        [str(Path(sys.executable).parent / "nbgrader"), "generate_assignment", assignment,
-         "--force", "--no-db", f"--CourseDirectory.release_directory={release_dir}",
-         "--log-level=WARN"],
-        cwd=REPO, env=nbgrader_env(), check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).parent / "nbgrader"),
+            "generate_assignment",
+            assignment,
+            "--force",
+            "--no-db",
+            f"--CourseDirectory.release_directory={release_dir}",
+            "--log-level=WARN",
+        ],
+        cwd=REPO,
+        env=nbgrader_env(),
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 def test_every_source_notebook_is_released() -> None:
@@ -99,8 +109,9 @@ def test_release_leaks_no_solution(source: Path) -> None:
     def is_solution(c: nbformat.NotebookNode) -> bool:
         return c.cell_type == "code" and bool(nbgrader_meta(c).get("solution"))
 
-    stubs = sum(c.source.count("raise NotImplementedError()")
-                for c in released.cells if is_solution(c))  # fmt: skip
+    stubs = sum(
+        c.source.count("raise NotImplementedError()") for c in released.cells if is_solution(c)
+    )
     cells = nbformat.read(str(source), as_version=4).cells
     # One stub per solution block (a class may have several).
     solutions = sum(c.source.count("### BEGIN SOLUTION") for c in cells if is_solution(c))
@@ -133,21 +144,35 @@ def _authoring_problems(tmp_path: Path, edit) -> list[str]:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda cells, by: by["causal"].metadata["nbgrader"].update(grade_id="sdpa"),
-         "grade_id also used by cell"),
-        (lambda cells, by: _replace(by["sdpa"], "### END SOLUTION", ""),
-         "'### BEGIN SOLUTION' without '### END SOLUTION'"),
-        (lambda cells, by: _replace(by["sdpa_tests"], "### BEGIN HIDDEN TESTS", "#"),
-         "graded test cell without a hidden-test block"),
-        (lambda cells, by: by["mha_tests"].metadata["nbgrader"].update(points=3),
-         "cell is worth 3 points, item 'attention.MultiHeadAttention' 4.5"),
-        (lambda cells, by: _replace(by["causal_tests"], "attention.causal_mask", "attention.nope"),
-         "unknown item 'attention.nope'"),
-        (lambda cells, by: cells.remove(by["causal_tests"]),
-         "(causal): solution cell not followed by a graded test cell"),
+        (
+            lambda cells, by: by["causal"].metadata["nbgrader"].update(grade_id="sdpa"),
+            "grade_id also used by cell",
+        ),
+        (
+            lambda cells, by: _replace(by["sdpa"], "### END SOLUTION", ""),
+            "'### BEGIN SOLUTION' without '### END SOLUTION'",
+        ),
+        (
+            lambda cells, by: _replace(by["sdpa_tests"], "### BEGIN HIDDEN TESTS", "#"),
+            "graded test cell without a hidden-test block",
+        ),
+        (
+            lambda cells, by: by["mha_tests"].metadata["nbgrader"].update(points=3),
+            "cell is worth 3 points, item 'attention.MultiHeadAttention' 4.5",
+        ),
+        (
+            lambda cells, by: _replace(
+                by["causal_tests"], "attention.causal_mask", "attention.nope"
+            ),
+            "unknown item 'attention.nope'",
+        ),
+        (
+            lambda cells, by: cells.remove(by["causal_tests"]),
+            "(causal): solution cell not followed by a graded test cell",
+        ),
     ],
     ids=["duplicate-id", "unbalanced", "no-hidden", "points", "unknown-item", "no-tests"],
-)  # fmt: skip
+)
 def test_authoring_checks_catch_mistakes(tmp_path: Path, edit, message: str) -> None:
     problems = _authoring_problems(tmp_path, edit)
     assert any(message in p for p in problems), problems

@@ -54,15 +54,18 @@ def _compare(t: int, s: int, is_causal: bool, window: int | None, tile: int, **k
 
 
 @pytest.mark.parametrize("is_causal", [False, True])
-@pytest.mark.parametrize(("t", "s", "tile"), [(1, 1, 4), (7, 7, 3), (33, 33, 8), (64, 64, 16),
-                                              (5, 19, 4), (13, 29, 7), (17, 100, 32)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("t", "s", "tile"),
+    [(1, 1, 4), (7, 7, 3), (33, 33, 8), (64, 64, 16), (5, 19, 4), (13, 29, 7), (17, 100, 32)],
+)
 def test_matches_torch_sdpa(t: int, s: int, tile: int, is_causal: bool) -> None:
     _compare(t, s, is_causal, None, tile)
 
 
 @pytest.mark.parametrize("is_causal", [False, True])
-@pytest.mark.parametrize(("t", "s", "window", "tile"), [(33, 33, 1, 8), (33, 33, 5, 8),
-                                                        (20, 31, 4, 6), (9, 9, 50, 4)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("t", "s", "window", "tile"), [(33, 33, 1, 8), (33, 33, 5, 8), (20, 31, 4, 6), (9, 9, 50, 4)]
+)
 def test_sliding_window_matches_explicit_mask(
     t: int, s: int, window: int, tile: int, is_causal: bool
 ) -> None:

@@ -26,13 +26,30 @@ EOT = "<|endoftext|>"
 needs_data = pytest.mark.skipif(not GPT2.is_dir(), reason=f"no course data at {SHARED_DATA}")
 
 EDGE_CASES = [
-    "", " ", "a", "hello world", "Hello, World!", "emoji 🙂👍🏽 and 🇫🇷 flags",
-    "日本語とEnglishとРусский текст and العربية", "   lots    of   space\n\n\n  \t ",
-    "trailing space ", "\n", "1234567890 3.14159 1,000,000 2nd", "don't we'll I'm you're they've",
-    "DON'T 'S 'll", "tabs\tand\r\nwindows lines", "ＦＵＬＬ ｗｉｄｔｈ", "\u200b zero width",
-    f"{EOT}", f"{EOT}{EOT}", f"a{EOT}b", f"<|endoftext{EOT}|>", f"{EOT[:-1]} not special",
-    "a" * 500, " " * 300 + "x",
-]  # fmt: skip
+    "",
+    " ",
+    "a",
+    "hello world",
+    "Hello, World!",
+    "emoji 🙂👍🏽 and 🇫🇷 flags",
+    "日本語とEnglishとРусский текст and العربية",
+    "   lots    of   space\n\n\n  \t ",
+    "trailing space ",
+    "\n",
+    "1234567890 3.14159 1,000,000 2nd",
+    "don't we'll I'm you're they've",
+    "DON'T 'S 'll",
+    "tabs\tand\r\nwindows lines",
+    "ＦＵＬＬ ｗｉｄｔｈ",
+    "\u200b zero width",
+    f"{EOT}",
+    f"{EOT}{EOT}",
+    f"a{EOT}b",
+    f"<|endoftext{EOT}|>",
+    f"{EOT[:-1]} not special",
+    "a" * 500,
+    " " * 300 + "x",
+]
 
 
 @cache
@@ -45,8 +62,9 @@ def hf_gpt2():  # type: ignore[no-untyped-def]
     from tokenizers import Tokenizer as HFTokenizer
     from tokenizers import decoders, models, pre_tokenizers
 
-    hf = HFTokenizer(models.BPE.from_file(str(GPT2 / "gpt2_vocab.json"),
-                                          str(GPT2 / "gpt2_merges.txt")))  # fmt: skip
+    hf = HFTokenizer(
+        models.BPE.from_file(str(GPT2 / "gpt2_vocab.json"), str(GPT2 / "gpt2_merges.txt"))
+    )
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     hf.decoder = decoders.ByteLevel()
     hf.add_special_tokens([EOT])
@@ -84,8 +102,10 @@ def test_gpt2_parity_and_round_trip_on_any_unicode(text: str) -> None:
 
 @needs_data
 @settings(max_examples=200, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("ab '’\n\t.1🙂<|endoftext>")), max_size=60),
-       st.lists(st.integers(0, 60), max_size=8))  # fmt: skip
+@given(
+    st.text(alphabet=st.sampled_from(list("ab '’\n\t.1🙂<|endoftext>")), max_size=60),
+    st.lists(st.integers(0, 60), max_size=8),
+)
 def test_encode_iterable_equals_encode_however_cut(text: str, cuts: list[int]) -> None:
     bounds = [0, *sorted(c for c in cuts if c <= len(text)), len(text)]
     chunks = [text[a:b] for a, b in itertools.pairwise(bounds)]
@@ -133,8 +153,12 @@ def test_overlapping_special_tokens_match_longest_first() -> None:
 
 def naive_train(text: str, vocab_size: int, special: list[str]) -> list[tuple[bytes, bytes]]:
     """Recount every pair after every merge: slow and obviously right."""
-    words = Counter({tuple(bytes([b]) for b in w.encode()): c
-                     for w, c in count_pretokens(text, special).items()})  # fmt: skip
+    words = Counter(
+        {
+            tuple(bytes([b]) for b in w.encode()): c
+            for w, c in count_pretokens(text, special).items()
+        }
+    )
     merges: list[tuple[bytes, bytes]] = []
     while len(merges) < vocab_size - 256 - len(special):
         pairs: Counter[tuple[bytes, bytes]] = Counter()
@@ -215,8 +239,9 @@ def test_saved_tokenizer_loads_in_hugging_face_with_the_same_ids(tmp_path: Path)
     ours.save(tmp_path / "vocab.json", tmp_path / "merges.txt")
     again = Tokenizer.from_files(tmp_path / "vocab.json", tmp_path / "merges.txt", [EOT])
     assert again.vocab == ours.vocab and again.merges == ours.merges
-    hf = HFTokenizer(models.BPE.from_file(str(tmp_path / "vocab.json"),
-                                          str(tmp_path / "merges.txt")))  # fmt: skip
+    hf = HFTokenizer(
+        models.BPE.from_file(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"))
+    )
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     hf.add_special_tokens([EOT])
     text = (TEXT / "tinystories_sample.txt").read_text(encoding="utf-8") + EOT + "Ünïcödé 🙂"
@@ -229,9 +254,15 @@ def hf_train(path: Path, vocab_size: int) -> list[tuple[bytes, bytes]]:
 
     hf = HFTokenizer(models.BPE())
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    hf.train([str(path)], trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=[EOT], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))  # fmt: skip
+    hf.train(
+        [str(path)],
+        trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=[EOT],
+            show_progress=False,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
     raw = json.loads(hf.to_str())["model"]["merges"]
     pairs = [m.split(" ") if isinstance(m, str) else m for m in raw]
     return [(_from_gpt2_string(a), _from_gpt2_string(b)) for a, b in pairs]
@@ -275,9 +306,14 @@ def test_training_shares_most_pieces_with_sentencepiece(tmp_path: Path) -> None:
 
     path = TEXT / "corpus.en"
     spm.SentencePieceTrainer.train(
-        input=str(path), model_prefix=str(tmp_path / "sp"), vocab_size=500, model_type="bpe",
-        character_coverage=1.0, minloglevel=2, num_threads=1,
-    )  # fmt: skip
+        input=str(path),
+        model_prefix=str(tmp_path / "sp"),
+        vocab_size=500,
+        model_type="bpe",
+        character_coverage=1.0,
+        minloglevel=2,
+        num_threads=1,
+    )
     sp = spm.SentencePieceProcessor(model_file=str(tmp_path / "sp.model"))
     pieces = [sp.id_to_piece(i).replace("▁", " ") for i in range(sp.get_piece_size())]
     theirs = {p for p in pieces if len(p) > 1 and not p.startswith("<")}  # merged pieces

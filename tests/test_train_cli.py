@@ -28,10 +28,23 @@ def test_train_script_runs_and_loss_falls(tmp_path: Path) -> None:
         .replace("size: small", f"size: tiny\n  data_dir: {tmp_path / 'data'}")
     )
     result = subprocess.run(
-        [sys.executable, "scripts/train.py", "--config", str(cfg), "--max-iters", "40",
-         "--out-dir", str(tmp_path / "ckpt"), "--sample-tokens", "30"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "scripts/train.py",
+            "--config",
+            str(cfg),
+            "--max-iters",
+            "40",
+            "--out-dir",
+            str(tmp_path / "ckpt"),
+            "--sample-tokens",
+            "30",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     losses = [
         float(line.split()[3]) for line in result.stdout.splitlines() if line.startswith("iter")
@@ -50,8 +63,11 @@ def test_train_script_bad_config_is_one_line_error(tmp_path: Path) -> None:
     )
     result = subprocess.run(
         [sys.executable, "scripts/train.py", "--config", str(cfg)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "model.n_heads: d_model=30 is not divisible by n_heads=4" in result.stderr
     assert "Traceback" not in result.stderr

@@ -38,12 +38,21 @@ MODEL = dict(
     pos_kind="rope",
     bias=False,
     dropout=0.1,
-)  # fmt: skip  (dropout: resuming must restore the random state too)
+)  # dropout: resuming must restore the random state too
 
 
 def experiment(data_dir: Path, **train_kw: object) -> ExperimentConfig:
-    train_cfg = dict(max_iters=30, batch_size=4, lr=3e-3, min_lr=3e-4, warmup_iters=5,
-                     log_interval=1, eval_interval=10, eval_iters=2, device="cpu")  # fmt: skip
+    train_cfg = dict(
+        max_iters=30,
+        batch_size=4,
+        lr=3e-3,
+        min_lr=3e-4,
+        warmup_iters=5,
+        log_interval=1,
+        eval_interval=10,
+        eval_iters=2,
+        device="cpu",
+    )
     train_cfg |= train_kw
     return ExperimentConfig(
         model=ModelConfig(**MODEL),  # type: ignore[arg-type]
@@ -169,20 +178,38 @@ def test_resume_without_a_checkpoint_says_so(data_dir, tmp_path) -> None:  # typ
 
 def write_config(path: Path, data_dir: Path, **train_kw: object) -> Path:
     exp = experiment(data_dir, **train_kw)
-    path.write_text(yaml.safe_dump({"model": exp.model.to_dict(), "train": asdict(exp.train),
-                                    "data": asdict(exp.data)}))  # fmt: skip
+    path.write_text(
+        yaml.safe_dump(
+            {"model": exp.model.to_dict(), "train": asdict(exp.train), "data": asdict(exp.data)}
+        )
+    )
     return path
 
 
 def test_ddp_with_gloo_on_two_processes(data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     cfg = write_config(tmp_path / "c.yaml", data_dir, max_iters=6, log_interval=1, eval_interval=3)
     out = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         "--standalone", "scripts/train.py", "--config", str(cfg),
-         "--out-dir", str(tmp_path / "run"), "--sample-tokens", "5"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--standalone",
+            "scripts/train.py",
+            "--config",
+            str(cfg),
+            "--out-dir",
+            str(tmp_path / "run"),
+            "--sample-tokens",
+            "5",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env=os.environ | {"OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "x 2;" in out.stdout  # the main process reports a world of two
     assert out.stdout.count("validation loss") == 1  # only the main process writes and samples
@@ -192,21 +219,45 @@ def test_ddp_with_gloo_on_two_processes(data_dir, tmp_path) -> None:  # type: ig
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "scripts/train.py", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "scripts/train.py", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cli_help_and_user_errors(data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert run_cli("--help").returncode == 0
     for args, message in [
         (["--config", str(tmp_path / "none.yaml")], "none.yaml"),
-        (["--config", str(write_config(tmp_path / "c.yaml", data_dir)), "--data",
-          str(tmp_path / "missing.txt"), "--out-dir", str(tmp_path / "o")], "unknown dataset"),
-        (["--config", str(write_config(tmp_path / "c.yaml", data_dir)), "--max-iters", "0"],
-         "--max-iters: must be >= 1"),
-        (["--config", str(write_config(tmp_path / "c.yaml", data_dir)), "--resume",
-          "--out-dir", str(tmp_path / "nothing")], "--resume: no checkpoint"),
-    ]:  # fmt: skip
+        (
+            [
+                "--config",
+                str(write_config(tmp_path / "c.yaml", data_dir)),
+                "--data",
+                str(tmp_path / "missing.txt"),
+                "--out-dir",
+                str(tmp_path / "o"),
+            ],
+            "unknown dataset",
+        ),
+        (
+            ["--config", str(write_config(tmp_path / "c.yaml", data_dir)), "--max-iters", "0"],
+            "--max-iters: must be >= 1",
+        ),
+        (
+            [
+                "--config",
+                str(write_config(tmp_path / "c.yaml", data_dir)),
+                "--resume",
+                "--out-dir",
+                str(tmp_path / "nothing"),
+            ],
+            "--resume: no checkpoint",
+        ),
+    ]:
         result = run_cli(*args)
         assert result.returncode == 2, result.stderr
         assert message in result.stderr and "Traceback" not in result.stderr

@@ -27,9 +27,15 @@ from reference_impl.models.vision import (
 
 def _hf_vit(seed: int, size: int, patch: int, channels: int, layers: int = 2) -> ViTModel:
     torch.manual_seed(seed)
-    config = ViTConfig(hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
-                       intermediate_size=48, image_size=size, patch_size=patch,
-                       num_channels=channels)  # fmt: skip
+    config = ViTConfig(
+        hidden_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=48,
+        image_size=size,
+        patch_size=patch,
+        num_channels=channels,
+    )
     model = ViTModel(config, add_pooling_layer=False)
     with torch.no_grad():  # spread every weight (norms too) beyond the near-identity init
         for p in model.parameters():
@@ -81,10 +87,12 @@ def test_captioner_loss_falls() -> None:
     rows = [[2 + vocab.index(w) for w in c.split()] + [1] for c in captions]  # 0 pad, 1 eos
     tokens = torch.tensor([r + [0] * (9 - len(r)) for r in rows])
     targets = tokens.masked_fill(tokens == 0, -100)
-    vision = VisionConfig(image_size=16, patch_size=4, in_channels=3, d_model=32, n_heads=4,
-                          n_layers=1, d_ff=64)  # fmt: skip
-    lm = ModelConfig(vocab_size=2 + len(vocab), context_length=32, d_model=32, n_heads=4,
-                     n_layers=1)  # fmt: skip
+    vision = VisionConfig(
+        image_size=16, patch_size=4, in_channels=3, d_model=32, n_heads=4, n_layers=1, d_ff=64
+    )
+    lm = ModelConfig(
+        vocab_size=2 + len(vocab), context_length=32, d_model=32, n_heads=4, n_layers=1
+    )
     torch.manual_seed(0)
     model = ImageCaptioner(vision, lm)
     assert model(images[:2], tokens[:2]).shape == (2, 16 + 9, 2 + len(vocab))

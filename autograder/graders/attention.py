@@ -97,41 +97,87 @@ def _finite(out: Tensor) -> str | None:
 
 
 SDPA_CHECKS = [
-    Check("values on random inputs", 1.0, lambda: _sdpa_case(1),
-          "compute softmax(q k^T / sqrt(d)) v"),
-    Check("gradients flow to q, k and v", 1.0, lambda: _sdpa_case(2, grads=True),
-          "use torch operations only, without .detach(), .item() or numpy"),
-    Check("scaling by 1/sqrt(d)", 0.5, lambda: _sdpa_case(4, shape={"d": 32}),
-          "divide the scores by sqrt of the head width d (q.size(-1))"),
-    Check("boolean padding mask", 1.0, _padding_mask,
-          "where attn_mask is False, the score must be -inf before the softmax"),
-    Check("causal: no future tokens leak", 1.0, _no_future_leak,
-          "with is_causal=True, query i may only see keys j <= i"),
-    Check("causal: values", 0.5, lambda: _sdpa_case(5, is_causal=True),
-          "mask with torch.tril / the causal mask, including the diagonal"),
-    Check("stable for large scores", 0.5,
-          lambda: _sdpa_case(6, shape={"scale": 300.0}, extra=_finite),
-          "softmax over the last dim (keys); torch.softmax is stable"),
-    Check("queries and keys of different lengths", 0.5,
-          lambda: _sdpa_case(8, shape={"t": 3, "s": 7}),
-          "scores are (..., T, S): softmax over S"),
-]  # fmt: skip
+    Check(
+        "values on random inputs", 1.0, lambda: _sdpa_case(1), "compute softmax(q k^T / sqrt(d)) v"
+    ),
+    Check(
+        "gradients flow to q, k and v",
+        1.0,
+        lambda: _sdpa_case(2, grads=True),
+        "use torch operations only, without .detach(), .item() or numpy",
+    ),
+    Check(
+        "scaling by 1/sqrt(d)",
+        0.5,
+        lambda: _sdpa_case(4, shape={"d": 32}),
+        "divide the scores by sqrt of the head width d (q.size(-1))",
+    ),
+    Check(
+        "boolean padding mask",
+        1.0,
+        _padding_mask,
+        "where attn_mask is False, the score must be -inf before the softmax",
+    ),
+    Check(
+        "causal: no future tokens leak",
+        1.0,
+        _no_future_leak,
+        "with is_causal=True, query i may only see keys j <= i",
+    ),
+    Check(
+        "causal: values",
+        0.5,
+        lambda: _sdpa_case(5, is_causal=True),
+        "mask with torch.tril / the causal mask, including the diagonal",
+    ),
+    Check(
+        "stable for large scores",
+        0.5,
+        lambda: _sdpa_case(6, shape={"scale": 300.0}, extra=_finite),
+        "softmax over the last dim (keys); torch.softmax is stable",
+    ),
+    Check(
+        "queries and keys of different lengths",
+        0.5,
+        lambda: _sdpa_case(8, shape={"t": 3, "s": 7}),
+        "scores are (..., T, S): softmax over S",
+    ),
+]
 
 
 CAUSAL_CHECKS = [
-    Check("boolean (t, t) tensor", 0.25, lambda: _mask_property(7, "dtype"),
-          "torch.ones(t, t, dtype=torch.bool): True = allowed, as attn_mask expects"),
-    Check("diagonal included: a token sees itself", 0.5, lambda: _mask_property(6, "diagonal"),
-          "tril() keeps the diagonal; tril(-1) drops it"),
-    Check("no future keys above the diagonal", 0.5, lambda: _mask_property(6, "future"),
-          "lower triangle (tril), not upper (triu)"),
-    Check("every earlier key allowed", 0.25, lambda: _mask_property(6, "past"),
-          "below the diagonal everything is True"),
-    Check("exact 5x5 mask", 0.25, lambda: _causal_case(5),
-          "True on and below the diagonal: torch.ones(T, T, dtype=torch.bool).tril()"),
-    Check("length 64", 0.25, lambda: _causal_case(64),
-          "build it from t, with no fixed size"),
-]  # fmt: skip
+    Check(
+        "boolean (t, t) tensor",
+        0.25,
+        lambda: _mask_property(7, "dtype"),
+        "torch.ones(t, t, dtype=torch.bool): True = allowed, as attn_mask expects",
+    ),
+    Check(
+        "diagonal included: a token sees itself",
+        0.5,
+        lambda: _mask_property(6, "diagonal"),
+        "tril() keeps the diagonal; tril(-1) drops it",
+    ),
+    Check(
+        "no future keys above the diagonal",
+        0.5,
+        lambda: _mask_property(6, "future"),
+        "lower triangle (tril), not upper (triu)",
+    ),
+    Check(
+        "every earlier key allowed",
+        0.25,
+        lambda: _mask_property(6, "past"),
+        "below the diagonal everything is True",
+    ),
+    Check(
+        "exact 5x5 mask",
+        0.25,
+        lambda: _causal_case(5),
+        "True on and below the diagonal: torch.ones(T, T, dtype=torch.bool).tril()",
+    ),
+    Check("length 64", 0.25, lambda: _causal_case(64), "build it from t, with no fixed size"),
+]
 
 
 def _reference_mha(d_model: int, n_heads: int, seed: int) -> MultiHeadAttention:
@@ -145,9 +191,15 @@ def _reference_mha(d_model: int, n_heads: int, seed: int) -> MultiHeadAttention:
 
 
 def _mha_case(
-    seed: int, d_model: int = 32, n_heads: int = 4, b: int = 2, t: int = 7, grads: bool = False,
-    scale: float = 1.0, x: Tensor | None = None,
-) -> Case:  # fmt: skip
+    seed: int,
+    d_model: int = 32,
+    n_heads: int = 4,
+    b: int = 2,
+    t: int = 7,
+    grads: bool = False,
+    scale: float = 1.0,
+    x: Tensor | None = None,
+) -> Case:
     mha = _reference_mha(d_model, n_heads, seed)
     g = torch.Generator().manual_seed(seed)
     if x is None:
@@ -165,19 +217,38 @@ def _mha_no_future_leak() -> Case:
 
 
 MHA_CHECKS = [
-    Check("loads the reference weights and computes the same output", 1.5, lambda: _mha_case(1),
-          "q_proj, k_proj, v_proj, o_proj: nn.Linear(d_model, d_model) with bias; split heads "
-          "with view(B, T, n_heads, d_head).transpose(1, 2)"),
-    Check("gradients for the input and every parameter", 1.0, lambda: _mha_case(2, grads=True),
-          "no .detach() or .data; use the projections inside forward"),
-    Check("causal: no future tokens leak", 1.0, _mha_no_future_leak,
-          "self-attention here is causal: use is_causal=True or the causal mask"),
-    Check("other sizes: 6 heads of width 8, one sequence of length 1", 0.5,
-          lambda: _mha_case(3, d_model=48, n_heads=6, b=1, t=1),
-          "derive d_head = d_model // n_heads; merge heads back with transpose + reshape"),
-    Check("stable for large inputs", 0.5, lambda: _mha_case(4, scale=30.0),
-          "scale scores by 1/sqrt(d_head), not 1/sqrt(d_model)"),
-]  # fmt: skip
+    Check(
+        "loads the reference weights and computes the same output",
+        1.5,
+        lambda: _mha_case(1),
+        "q_proj, k_proj, v_proj, o_proj: nn.Linear(d_model, d_model) with bias; split heads "
+        "with view(B, T, n_heads, d_head).transpose(1, 2)",
+    ),
+    Check(
+        "gradients for the input and every parameter",
+        1.0,
+        lambda: _mha_case(2, grads=True),
+        "no .detach() or .data; use the projections inside forward",
+    ),
+    Check(
+        "causal: no future tokens leak",
+        1.0,
+        _mha_no_future_leak,
+        "self-attention here is causal: use is_causal=True or the causal mask",
+    ),
+    Check(
+        "other sizes: 6 heads of width 8, one sequence of length 1",
+        0.5,
+        lambda: _mha_case(3, d_model=48, n_heads=6, b=1, t=1),
+        "derive d_head = d_model // n_heads; merge heads back with transpose + reshape",
+    ),
+    Check(
+        "stable for large inputs",
+        0.5,
+        lambda: _mha_case(4, scale=30.0),
+        "scale scores by 1/sqrt(d_head), not 1/sqrt(d_model)",
+    ),
+]
 
 ITEMS = {
     "attention.scaled_dot_product_attention": Item("scaled_dot_product_attention", SDPA_CHECKS),

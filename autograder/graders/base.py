@@ -38,15 +38,18 @@ def grad_case(
 ) -> Case:
     """Call ``fn`` on ``args``; compare the output and the gradients of ``grad_args`` for a
     random upstream gradient (seeded by ``seed``) of the (first) output."""
-    inputs = [a.clone().requires_grad_(i in grad_args) if isinstance(a, Tensor) else a
-              for i, a in enumerate(args)]  # fmt: skip
+    inputs = [
+        a.clone().requires_grad_(i in grad_args) if isinstance(a, Tensor) else a
+        for i, a in enumerate(args)
+    ]
     out = fn(*inputs)
     first = out[0] if isinstance(out, tuple) else out
     g_out = seeded_randn(seed + 100, *first.shape, dtype=first.dtype)
     grads = torch.autograd.grad(first, [inputs[i] for i in grad_args], g_out)
     expected = tuple(o.detach() for o in out) if isinstance(out, tuple) else out.detach()
-    return Case(list(args), expected, grad_args=grad_args, grad_output=g_out,
-                expected_grads=list(grads))  # fmt: skip
+    return Case(
+        list(args), expected, grad_args=grad_args, grad_output=g_out, expected_grads=list(grads)
+    )
 
 
 def module_case(

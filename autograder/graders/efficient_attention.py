@@ -41,27 +41,46 @@ def _masked_first_block() -> Tensor:
 
 
 ONLINE_SOFTMAX_CHECKS = [
-    Check("blocks that divide the row", 0.5, lambda: _softmax_case(seeded_randn(0, 4, 12), 4),
-          "per block: m_new = max(m, block max); l = l * exp(m - m_new) + sum(exp(block - "
-          "m_new)); at the end softmax = exp(x - m) / l"),
-    Check("a last partial block (length 13, blocks of 4)", 0.5,
-          lambda: _softmax_case(seeded_randn(1, 5, 13), 4),
-          "loop with range(0, n, block_size): the last block is shorter, it must not be "
-          "dropped"),
-    Check("the maximum arrives in a late block", 0.5, lambda: _softmax_case(_late_max(), 5),
-          "when the max grows, the sum so far was taken relative to the old max: multiply "
-          "it by exp(m_old - m_new) before adding the new block"),
-    Check("large inputs (up to 1e4) stay finite", 0.5,
-          lambda: _softmax_case(seeded_randn(2, 3, 17) * 1e4, 6),
-          "subtract the running max before exp: exp(1e4) overflows to inf"),
-    Check("batch dimensions and blocks of 1", 0.5,
-          lambda: _softmax_case(seeded_randn(5, 2, 3, 9), 1),
-          "work on the last dim only, keepdim=True for m and l; any block size >= 1"),
-    Check("a first block that is entirely -inf (masked)", 0.5,
-          lambda: _softmax_case(_masked_first_block(), 4),
-          "with m = -inf, exp(m - m_new) is exp(-inf - -inf) = nan: use 0 instead of -inf "
-          "as the reference while the running max is still -inf"),
-]  # fmt: skip
+    Check(
+        "blocks that divide the row",
+        0.5,
+        lambda: _softmax_case(seeded_randn(0, 4, 12), 4),
+        "per block: m_new = max(m, block max); l = l * exp(m - m_new) + sum(exp(block - "
+        "m_new)); at the end softmax = exp(x - m) / l",
+    ),
+    Check(
+        "a last partial block (length 13, blocks of 4)",
+        0.5,
+        lambda: _softmax_case(seeded_randn(1, 5, 13), 4),
+        "loop with range(0, n, block_size): the last block is shorter, it must not be dropped",
+    ),
+    Check(
+        "the maximum arrives in a late block",
+        0.5,
+        lambda: _softmax_case(_late_max(), 5),
+        "when the max grows, the sum so far was taken relative to the old max: multiply "
+        "it by exp(m_old - m_new) before adding the new block",
+    ),
+    Check(
+        "large inputs (up to 1e4) stay finite",
+        0.5,
+        lambda: _softmax_case(seeded_randn(2, 3, 17) * 1e4, 6),
+        "subtract the running max before exp: exp(1e4) overflows to inf",
+    ),
+    Check(
+        "batch dimensions and blocks of 1",
+        0.5,
+        lambda: _softmax_case(seeded_randn(5, 2, 3, 9), 1),
+        "work on the last dim only, keepdim=True for m and l; any block size >= 1",
+    ),
+    Check(
+        "a first block that is entirely -inf (masked)",
+        0.5,
+        lambda: _softmax_case(_masked_first_block(), 4),
+        "with m = -inf, exp(m - m_new) is exp(-inf - -inf) = nan: use 0 instead of -inf "
+        "as the reference while the running max is still -inf",
+    ),
+]
 
 
 # --- tiled attention ------------------------------------------------------------------------
@@ -93,36 +112,61 @@ def _attention_case(
 
 
 TILED_CHECKS = [
-    Check("non-causal, length 16 in tiles of 4", 0.5,
-          lambda: _attention_case(0, 16, 16, False, 4),
-          "per key tile: scores = q @ k_tile^T / sqrt(D); update m, l, and acc = acc * "
-          "exp(m_old - m_new) + exp(scores - m_new) @ v_tile; return acc / l"),
-    Check("non-causal, length 13 not divisible by the tile of 4", 0.5,
-          lambda: _attention_case(1, 13, 13, False, 4),
-          "range(0, S, tile_size) and k[..., start:start + tile_size, :]: the last tile "
-          "is shorter and must be kept"),
-    Check("causal, length 11 in tiles of 4", 0.5, lambda: _attention_case(2, 11, 11, True, 4),
-          "mask each tile with its absolute key indices: key j is allowed for query i "
-          "when j <= i (+ S - T)"),
-    Check("causal with 5 queries over 12 keys (bottom-right)", 0.5,
-          lambda: _attention_case(3, 5, 12, True, 5),
-          "with T < S the queries are the last T positions: query i sees keys "
-          "j <= i + S - T (bottom-right, like a KV cache), not j <= i"),
-    Check("the running output is rescaled when the max grows", 0.5,
-          lambda: _attention_case(4, 9, 21, False, 3, scale=8.0),
-          "when m grows, rescale both l and the accumulated output acc by exp(m_old - m_new)"),
-    Check("gradients, non-causal, odd lengths", 0.5,
-          lambda: _attention_case(5, 7, 10, False, 3, grads=True),
-          "use differentiable torch ops only (no .item(), no in-place writes into a tensor "
-          "that requires grad, no .detach())"),
-    Check("gradients, causal, 15 positions in tiles of 4", 0.5,
-          lambda: _attention_case(6, 15, 15, True, 4, grads=True),
-          "masked scores must be -inf before the max and exp (masked_fill), so that they "
-          "get zero weight and zero gradient"),
-    Check("large scores in one-column tiles", 0.5,
-          lambda: _attention_case(7, 6, 6, True, 1, scale=60.0),
-          "subtract the running max before exp; tile_size may be 1"),
-]  # fmt: skip
+    Check(
+        "non-causal, length 16 in tiles of 4",
+        0.5,
+        lambda: _attention_case(0, 16, 16, False, 4),
+        "per key tile: scores = q @ k_tile^T / sqrt(D); update m, l, and acc = acc * "
+        "exp(m_old - m_new) + exp(scores - m_new) @ v_tile; return acc / l",
+    ),
+    Check(
+        "non-causal, length 13 not divisible by the tile of 4",
+        0.5,
+        lambda: _attention_case(1, 13, 13, False, 4),
+        "range(0, S, tile_size) and k[..., start:start + tile_size, :]: the last tile "
+        "is shorter and must be kept",
+    ),
+    Check(
+        "causal, length 11 in tiles of 4",
+        0.5,
+        lambda: _attention_case(2, 11, 11, True, 4),
+        "mask each tile with its absolute key indices: key j is allowed for query i "
+        "when j <= i (+ S - T)",
+    ),
+    Check(
+        "causal with 5 queries over 12 keys (bottom-right)",
+        0.5,
+        lambda: _attention_case(3, 5, 12, True, 5),
+        "with T < S the queries are the last T positions: query i sees keys "
+        "j <= i + S - T (bottom-right, like a KV cache), not j <= i",
+    ),
+    Check(
+        "the running output is rescaled when the max grows",
+        0.5,
+        lambda: _attention_case(4, 9, 21, False, 3, scale=8.0),
+        "when m grows, rescale both l and the accumulated output acc by exp(m_old - m_new)",
+    ),
+    Check(
+        "gradients, non-causal, odd lengths",
+        0.5,
+        lambda: _attention_case(5, 7, 10, False, 3, grads=True),
+        "use differentiable torch ops only (no .item(), no in-place writes into a tensor "
+        "that requires grad, no .detach())",
+    ),
+    Check(
+        "gradients, causal, 15 positions in tiles of 4",
+        0.5,
+        lambda: _attention_case(6, 15, 15, True, 4, grads=True),
+        "masked scores must be -inf before the max and exp (masked_fill), so that they "
+        "get zero weight and zero gradient",
+    ),
+    Check(
+        "large scores in one-column tiles",
+        0.5,
+        lambda: _attention_case(7, 6, 6, True, 1, scale=60.0),
+        "subtract the running max before exp; tile_size may be 1",
+    ),
+]
 
 
 # --- sliding-window mask --------------------------------------------------------------------
@@ -133,23 +177,44 @@ def _mask_case(t: int, s: int, window: int, is_causal: bool) -> Case:
 
 
 SLIDING_WINDOW_CHECKS = [
-    Check("causal, 8 positions, window 3", 0.5, lambda: _mask_case(8, 8, 3, True),
-          "query i sees the last `window` keys including itself: i - window < j <= i "
-          "(a window of 3 is 3 keys, not 4)"),
-    Check("window 1: each query sees itself only", 0.5, lambda: _mask_case(6, 6, 1, True),
-          "window counts keys including the query's own position: window 1 is the diagonal"),
-    Check("a window longer than the sequence is the causal mask", 0.5,
-          lambda: _mask_case(7, 7, 50, True),
-          "j > p - window is always true then: only j <= p remains"),
-    Check("4 queries over 10 keys (bottom-right), window 3", 0.5,
-          lambda: _mask_case(4, 10, 3, True),
-          "query i sits at position p = i + s - t: allowed p - window < j <= p"),
-    Check("non-causal, 9 positions, window 3", 0.5, lambda: _mask_case(9, 9, 3, False),
-          "not causal: keys on both sides within distance window - 1, |p - j| < window"),
-    Check("non-causal, 3 queries over 7 keys, window 2", 0.5,
-          lambda: _mask_case(3, 7, 2, False),
-          "p = i + s - t also when not causal; return a bool tensor of shape (t, s)"),
-]  # fmt: skip
+    Check(
+        "causal, 8 positions, window 3",
+        0.5,
+        lambda: _mask_case(8, 8, 3, True),
+        "query i sees the last `window` keys including itself: i - window < j <= i "
+        "(a window of 3 is 3 keys, not 4)",
+    ),
+    Check(
+        "window 1: each query sees itself only",
+        0.5,
+        lambda: _mask_case(6, 6, 1, True),
+        "window counts keys including the query's own position: window 1 is the diagonal",
+    ),
+    Check(
+        "a window longer than the sequence is the causal mask",
+        0.5,
+        lambda: _mask_case(7, 7, 50, True),
+        "j > p - window is always true then: only j <= p remains",
+    ),
+    Check(
+        "4 queries over 10 keys (bottom-right), window 3",
+        0.5,
+        lambda: _mask_case(4, 10, 3, True),
+        "query i sits at position p = i + s - t: allowed p - window < j <= p",
+    ),
+    Check(
+        "non-causal, 9 positions, window 3",
+        0.5,
+        lambda: _mask_case(9, 9, 3, False),
+        "not causal: keys on both sides within distance window - 1, |p - j| < window",
+    ),
+    Check(
+        "non-causal, 3 queries over 7 keys, window 2",
+        0.5,
+        lambda: _mask_case(3, 7, 2, False),
+        "p = i + s - t also when not causal; return a bool tensor of shape (t, s)",
+    ),
+]
 
 
 # --- GQA head sharing -----------------------------------------------------------------------
@@ -173,25 +238,43 @@ def _repeat_case(x: Tensor, n_rep: int, grads: bool = False) -> Case:
 
 
 REPEAT_KV_CHECKS = [
-    Check("2 key/value heads shared by 4 query heads", 0.5,
-          lambda: _repeat_case(_heads(1, 2), 2),
-          "output (B, Hkv * n_rep, S, D): query head h reads key/value head h // n_rep"),
-    Check("n_rep = 1 leaves the tensor as it is", 0.5, lambda: _repeat_case(_heads(2, 3), 1),
-          "with one query head per key/value head nothing is repeated"),
-    Check("multi-query: 1 key/value head for 4 query heads", 0.5,
-          lambda: _repeat_case(_heads(2, 1), 4),
-          "MQA is n_rep = H: every query head reads the single key/value head"),
-    Check("groups are consecutive query heads (3 kv heads, n_rep 2)", 0.5,
-          lambda: _repeat_case(_heads(1, 3), 2),
-          "heads 0, 0, 1, 1, 2, 2 (repeat_interleave on dim 1), not 0, 1, 2, 0, 1, 2 "
-          "(repeat / tile)"),
-    Check("batch entries stay apart (batch 3, n_rep 3)", 0.5,
-          lambda: _repeat_case(_heads(3, 2), 3),
-          "repeat along the head dim (dim 1), never along the batch dim (dim 0)"),
-    Check("gradients sum over each group of query heads", 0.5,
-          lambda: _repeat_case(_heads(2, 2), 3, grads=True),
-          "use differentiable ops (repeat_interleave, or expand then reshape)"),
-]  # fmt: skip
+    Check(
+        "2 key/value heads shared by 4 query heads",
+        0.5,
+        lambda: _repeat_case(_heads(1, 2), 2),
+        "output (B, Hkv * n_rep, S, D): query head h reads key/value head h // n_rep",
+    ),
+    Check(
+        "n_rep = 1 leaves the tensor as it is",
+        0.5,
+        lambda: _repeat_case(_heads(2, 3), 1),
+        "with one query head per key/value head nothing is repeated",
+    ),
+    Check(
+        "multi-query: 1 key/value head for 4 query heads",
+        0.5,
+        lambda: _repeat_case(_heads(2, 1), 4),
+        "MQA is n_rep = H: every query head reads the single key/value head",
+    ),
+    Check(
+        "groups are consecutive query heads (3 kv heads, n_rep 2)",
+        0.5,
+        lambda: _repeat_case(_heads(1, 3), 2),
+        "heads 0, 0, 1, 1, 2, 2 (repeat_interleave on dim 1), not 0, 1, 2, 0, 1, 2 (repeat / tile)",
+    ),
+    Check(
+        "batch entries stay apart (batch 3, n_rep 3)",
+        0.5,
+        lambda: _repeat_case(_heads(3, 2), 3),
+        "repeat along the head dim (dim 1), never along the batch dim (dim 0)",
+    ),
+    Check(
+        "gradients sum over each group of query heads",
+        0.5,
+        lambda: _repeat_case(_heads(2, 2), 3, grads=True),
+        "use differentiable ops (repeat_interleave, or expand then reshape)",
+    ),
+]
 
 
 ITEMS: dict[str, Item] = {

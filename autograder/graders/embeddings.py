@@ -42,24 +42,46 @@ def _sin_case(t: int, d: int, base: float | None = None, atol: float = 1e-5) -> 
 
 
 SINUSOIDAL_CHECKS = [
-    Check("values of a 16 x 8 table", 1.0, lambda: _sin_case(16, 8),
-          "pe[p, 2i] = sin(p / base^(2i/d)) and pe[p, 2i+1] = cos(p / base^(2i/d)): sin in the "
-          "even columns, cos in the odd ones (interleaved, not two halves); float32"),
-    Check("frequencies across a wide table (64 x 64)", 1.0, lambda: _sin_case(64, 64),
-          "column pair i uses the frequency base^(-2i/d): the exponent is 2i/d, with "
-          "2i = 0, 2, 4, ... the even column index"),
-    Check("position 0 is [0, 1, 0, 1, ...]", 0.5, lambda: _sin_case(1, 10),
-          "positions run 0 .. t-1 (torch.arange(t)); sin(0) = 0 in even columns, cos(0) = 1 "
-          "in odd ones"),
-    Check("a custom base (100)", 0.5, lambda: _sin_case(20, 12, base=100.0),
-          "use the base argument instead of the constant 10000"),
-    Check("a single pair of columns (d = 2)", 0.5, lambda: _sin_case(7, 2),
-          "with d = 2 the table is [sin(p), cos(p)] for each position p"),
-    Check("a long table (1024 positions) stays accurate", 0.5,
-          lambda: _sin_case(1024, 16, atol=2e-4),
-          "build the table from t (no fixed size); compute angles in float32 or float64, "
-          "not float16"),
-]  # fmt: skip
+    Check(
+        "values of a 16 x 8 table",
+        1.0,
+        lambda: _sin_case(16, 8),
+        "pe[p, 2i] = sin(p / base^(2i/d)) and pe[p, 2i+1] = cos(p / base^(2i/d)): sin in the "
+        "even columns, cos in the odd ones (interleaved, not two halves); float32",
+    ),
+    Check(
+        "frequencies across a wide table (64 x 64)",
+        1.0,
+        lambda: _sin_case(64, 64),
+        "column pair i uses the frequency base^(-2i/d): the exponent is 2i/d, with "
+        "2i = 0, 2, 4, ... the even column index",
+    ),
+    Check(
+        "position 0 is [0, 1, 0, 1, ...]",
+        0.5,
+        lambda: _sin_case(1, 10),
+        "positions run 0 .. t-1 (torch.arange(t)); sin(0) = 0 in even columns, cos(0) = 1 "
+        "in odd ones",
+    ),
+    Check(
+        "a custom base (100)",
+        0.5,
+        lambda: _sin_case(20, 12, base=100.0),
+        "use the base argument instead of the constant 10000",
+    ),
+    Check(
+        "a single pair of columns (d = 2)",
+        0.5,
+        lambda: _sin_case(7, 2),
+        "with d = 2 the table is [sin(p), cos(p)] for each position p",
+    ),
+    Check(
+        "a long table (1024 positions) stays accurate",
+        0.5,
+        lambda: _sin_case(1024, 16, atol=2e-4),
+        "build the table from t (no fixed size); compute angles in float32 or float64, not float16",
+    ),
+]
 
 
 # --- apply_rope -----------------------------------------------------------------------------
@@ -113,46 +135,84 @@ def _rope_case(
 
 
 ROPE_CHECKS = [
-    Check("values: x (2, 3, 6, 8) at positions 0..5", 1.0, lambda: _rope_case(1),
-          "rotate-half layout: pair (x[i], x[i + d/2]) turns by positions[t] * "
-          "theta^(-2i/d); out = x * cos + rotate_half(x) * sin with "
-          "rotate_half([x1, x2]) = [-x2, x1]"),
-    Check("gradients flow to x", 1.0, lambda: _rope_case(2, grads=True),
-          "use torch operations on x only, without .detach(), .item() or numpy"),
-    Check("positions not starting at 0 (7..11, as with a cache)", 1.0,
-          lambda: _rope_case(3, shape=(1, 2, 5, 16), positions=torch.arange(7, 12)),
-          "the angle of row t is positions[t] * frequency: use the positions argument, "
-          "not torch.arange(T)"),
-    Check("a custom theta (500) and width 16", 0.5,
-          lambda: _rope_case(4, shape=(3, 4, 16), theta=500.0),
-          "the frequencies are theta^(-2i/d): use the theta argument"),
-    Check("float32 x with no leading dims stays float32", 0.5,
-          lambda: _rope_case(5, shape=(9, 12), dtype=torch.float32),
-          "return x's dtype: build cos and sin in float32 or cast them with .to(x.dtype); "
-          "x may be (T, d) with no batch or head dims"),
-    Check("large positions (up to 4095) and pure rotation", 0.5,
-          lambda: _rope_case(6, shape=(2, 6, 16),
-                             positions=torch.tensor([0, 1, 511, 1024, 2047, 4095]),
-                             atol=2e-3, lengths=True),
-          "compute cos and sin of the same angle positions[t] * theta^(-2i/d) for any "
-          "position, with no fixed table size"),
-    Check("one pair per head (d = 2), one token at position 3", 0.5,
-          lambda: _rope_case(7, shape=(4, 1, 2), positions=torch.tensor([3])),
-          "with d = 2 the pair is (x[0], x[1]), turned by the angle 3: "
-          "[x0 cos 3 - x1 sin 3, x1 cos 3 + x0 sin 3]"),
-]  # fmt: skip
+    Check(
+        "values: x (2, 3, 6, 8) at positions 0..5",
+        1.0,
+        lambda: _rope_case(1),
+        "rotate-half layout: pair (x[i], x[i + d/2]) turns by positions[t] * "
+        "theta^(-2i/d); out = x * cos + rotate_half(x) * sin with "
+        "rotate_half([x1, x2]) = [-x2, x1]",
+    ),
+    Check(
+        "gradients flow to x",
+        1.0,
+        lambda: _rope_case(2, grads=True),
+        "use torch operations on x only, without .detach(), .item() or numpy",
+    ),
+    Check(
+        "positions not starting at 0 (7..11, as with a cache)",
+        1.0,
+        lambda: _rope_case(3, shape=(1, 2, 5, 16), positions=torch.arange(7, 12)),
+        "the angle of row t is positions[t] * frequency: use the positions argument, "
+        "not torch.arange(T)",
+    ),
+    Check(
+        "a custom theta (500) and width 16",
+        0.5,
+        lambda: _rope_case(4, shape=(3, 4, 16), theta=500.0),
+        "the frequencies are theta^(-2i/d): use the theta argument",
+    ),
+    Check(
+        "float32 x with no leading dims stays float32",
+        0.5,
+        lambda: _rope_case(5, shape=(9, 12), dtype=torch.float32),
+        "return x's dtype: build cos and sin in float32 or cast them with .to(x.dtype); "
+        "x may be (T, d) with no batch or head dims",
+    ),
+    Check(
+        "large positions (up to 4095) and pure rotation",
+        0.5,
+        lambda: _rope_case(
+            6,
+            shape=(2, 6, 16),
+            positions=torch.tensor([0, 1, 511, 1024, 2047, 4095]),
+            atol=2e-3,
+            lengths=True,
+        ),
+        "compute cos and sin of the same angle positions[t] * theta^(-2i/d) for any "
+        "position, with no fixed table size",
+    ),
+    Check(
+        "one pair per head (d = 2), one token at position 3",
+        0.5,
+        lambda: _rope_case(7, shape=(4, 1, 2), positions=torch.tensor([3])),
+        "with d = 2 the pair is (x[0], x[1]), turned by the angle 3: "
+        "[x0 cos 3 - x1 sin 3, x1 cos 3 + x0 sin 3]",
+    ),
+]
 
 
 # --- TokenPositionEmbedding -----------------------------------------------------------------
 
 
 def _emb_case(
-    seed: int, vocab: int = 50, context: int = 16, d: int = 8, b: int = 2, t: int = 5,
+    seed: int,
+    vocab: int = 50,
+    context: int = 16,
+    d: int = 8,
+    b: int = 2,
+    t: int = 5,
     grads: bool = False,
-) -> Case:  # fmt: skip
+) -> Case:
     """The embedding stage of a reference TransformerLM: what its dropout layer receives."""
-    cfg = ModelConfig(vocab_size=vocab, context_length=context, d_model=d, n_heads=1,
-                      n_layers=1, pos_kind="learned")  # fmt: skip
+    cfg = ModelConfig(
+        vocab_size=vocab,
+        context_length=context,
+        d_model=d,
+        n_heads=1,
+        n_layers=1,
+        pos_kind="learned",
+    )
     torch.manual_seed(seed)
     model = TransformerLM(cfg).eval()
     assert model.pos_emb is not None
@@ -185,26 +245,45 @@ def _emb_case(
 
 
 TOKEN_POSITION_CHECKS = [
-    Check("loads the reference weights and computes the same output", 1.0,
-          lambda: _emb_case(1),
-          "tok_emb = nn.Embedding(vocab_size, d_model), pos_emb = nn.Embedding(context_length, "
-          "d_model); return tok_emb(idx) + pos_emb(torch.arange(T)), with no scaling"),
-    Check("gradients of tok_emb.weight and pos_emb.weight", 1.0,
-          lambda: _emb_case(2, b=3, t=4, grads=True),
-          "use both embeddings inside forward, without .detach(), .data or torch.no_grad()"),
-    Check("one token per sequence (T = 1)", 0.5, lambda: _emb_case(3, b=3, t=1),
-          "positions are torch.arange(T) with T = idx.size(1) (the time dim, not the batch "
-          "dim): the first position is 0"),
-    Check("a full context (T = context_length)", 0.5,
-          lambda: _emb_case(4, context=12, b=2, t=12),
-          "positions run 0 .. T-1, so T = context_length uses every row of pos_emb"),
-    Check("other sizes: vocabulary 1000, width 48, one sequence of 33", 0.5,
-          lambda: _emb_case(5, vocab=1000, context=64, d=48, b=1, t=33),
-          "take the sizes from the constructor's arguments and T from idx"),
-    Check("the same positions for every sequence of a batch", 0.5,
-          lambda: _emb_case(6, b=5, t=3),
-          "pos_emb(torch.arange(T)) is (T, d_model) and broadcasts over the batch"),
-]  # fmt: skip
+    Check(
+        "loads the reference weights and computes the same output",
+        1.0,
+        lambda: _emb_case(1),
+        "tok_emb = nn.Embedding(vocab_size, d_model), pos_emb = nn.Embedding(context_length, "
+        "d_model); return tok_emb(idx) + pos_emb(torch.arange(T)), with no scaling",
+    ),
+    Check(
+        "gradients of tok_emb.weight and pos_emb.weight",
+        1.0,
+        lambda: _emb_case(2, b=3, t=4, grads=True),
+        "use both embeddings inside forward, without .detach(), .data or torch.no_grad()",
+    ),
+    Check(
+        "one token per sequence (T = 1)",
+        0.5,
+        lambda: _emb_case(3, b=3, t=1),
+        "positions are torch.arange(T) with T = idx.size(1) (the time dim, not the batch "
+        "dim): the first position is 0",
+    ),
+    Check(
+        "a full context (T = context_length)",
+        0.5,
+        lambda: _emb_case(4, context=12, b=2, t=12),
+        "positions run 0 .. T-1, so T = context_length uses every row of pos_emb",
+    ),
+    Check(
+        "other sizes: vocabulary 1000, width 48, one sequence of 33",
+        0.5,
+        lambda: _emb_case(5, vocab=1000, context=64, d=48, b=1, t=33),
+        "take the sizes from the constructor's arguments and T from idx",
+    ),
+    Check(
+        "the same positions for every sequence of a batch",
+        0.5,
+        lambda: _emb_case(6, b=5, t=3),
+        "pos_emb(torch.arange(T)) is (T, d_model) and broadcasts over the batch",
+    ),
+]
 
 ITEMS = {
     "embeddings.sinusoidal_positions": Item("sinusoidal_positions", SINUSOIDAL_CHECKS),

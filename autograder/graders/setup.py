@@ -35,26 +35,46 @@ def _future_case() -> Case:
 
 
 CHECKS = [
-    Check("values of a (2, 7, 4) batch", 0.5, lambda: _case(seeded_randn(1, 2, 7, 4)),
-          "y[..., t, :] is the mean of x[..., :t+1, :]: divide the sum of positions 0..t by "
-          "t + 1 (not by T), over the time axis (dim=-2)"),
-    Check("one position (T = 1): y equals x", 0.25, lambda: _case(seeded_randn(2, 3, 1, 5)),
-          "with a single position the average is that position itself"),
-    Check("no future: large values after position 3 leave positions 0..3 unchanged", 0.25,
-          _future_case,
-          "position t may only average positions 0..t: a mean over the whole sequence "
-          "leaks later tokens"),
-    Check("gradients flow back to x", 0.5,
-          lambda: _case(seeded_randn(4, 2, 6, 3), grads=True, seed=4),
-          "build y with differentiable tensor operations on x (no .detach(), no NumPy, no "
-          "torch.no_grad())"),
-    Check("float32 input of a longer sequence (1, 64, 8): dtype kept", 0.25,
-          lambda: _case(seeded_randn(5, 1, 64, 8, dtype=torch.float32)),
-          "make the weights with x's dtype (dtype=x.dtype) so that the output keeps it"),
-    Check("two leading dimensions (3, 2, 6, 5): time is dim -2", 0.25,
-          lambda: _case(seeded_randn(6, 3, 2, 6, 5)),
-          "average over dim=-2 (time), whatever the number of leading dimensions; not over "
-          "dim=1 or the batch"),
-]  # fmt: skip
+    Check(
+        "values of a (2, 7, 4) batch",
+        0.5,
+        lambda: _case(seeded_randn(1, 2, 7, 4)),
+        "y[..., t, :] is the mean of x[..., :t+1, :]: divide the sum of positions 0..t by "
+        "t + 1 (not by T), over the time axis (dim=-2)",
+    ),
+    Check(
+        "one position (T = 1): y equals x",
+        0.25,
+        lambda: _case(seeded_randn(2, 3, 1, 5)),
+        "with a single position the average is that position itself",
+    ),
+    Check(
+        "no future: large values after position 3 leave positions 0..3 unchanged",
+        0.25,
+        _future_case,
+        "position t may only average positions 0..t: a mean over the whole sequence "
+        "leaks later tokens",
+    ),
+    Check(
+        "gradients flow back to x",
+        0.5,
+        lambda: _case(seeded_randn(4, 2, 6, 3), grads=True, seed=4),
+        "build y with differentiable tensor operations on x (no .detach(), no NumPy, no "
+        "torch.no_grad())",
+    ),
+    Check(
+        "float32 input of a longer sequence (1, 64, 8): dtype kept",
+        0.25,
+        lambda: _case(seeded_randn(5, 1, 64, 8, dtype=torch.float32)),
+        "make the weights with x's dtype (dtype=x.dtype) so that the output keeps it",
+    ),
+    Check(
+        "two leading dimensions (3, 2, 6, 5): time is dim -2",
+        0.25,
+        lambda: _case(seeded_randn(6, 3, 2, 6, 5)),
+        "average over dim=-2 (time), whatever the number of leading dimensions; not over "
+        "dim=1 or the batch",
+    ),
+]
 
 ITEMS = {"setup.causal_average": Item("causal_average", CHECKS)}

@@ -41,8 +41,15 @@ def _ce_case(logits: Tensor, targets: Tensor, grad: bool = False) -> Case:
     loss.backward()
     assert leaf.grad is not None
     grad_output = torch.tensor(1.0, dtype=logits.dtype)
-    return Case([logits, targets], loss.detach(), grad_args=(0,), grad_output=grad_output,
-                expected_grads=[leaf.grad], atol=atol, rtol=1e-6)  # fmt: skip
+    return Case(
+        [logits, targets],
+        loss.detach(),
+        grad_args=(0,),
+        grad_output=grad_output,
+        expected_grads=[leaf.grad],
+        atol=atol,
+        rtol=1e-6,
+    )
 
 
 def _logits(
@@ -62,28 +69,47 @@ def _huge_case() -> Case:
 
 
 CROSS_ENTROPY_CHECKS = [
-    Check("values on 2-D logits (N, V)", 0.5,
-          lambda: _ce_case(_logits(8, 11, seed=1), _targets(8, vocab=11, seed=1)),
-          "loss = mean over rows of logsumexp(logits) - logits[target]: gather each row's "
-          "target logit"),
-    Check("3-D logits (B, T, V): the mean over all B*T positions", 0.5,
-          lambda: _ce_case(_logits(3, 5, 7, seed=2), _targets(3, 5, vocab=7, seed=2)),
-          "flatten to (B*T, V) and (B*T,), or work on the last axis; average over every "
-          "position, not only over the batch (return a 0-dim tensor)"),
-    Check("gradient of the logits (B, T, V)", 0.5,
-          lambda: _ce_case(_logits(2, 4, 6, seed=3), _targets(2, 4, vocab=6, seed=3), grad=True),
-          "build the loss from torch operations on logits (no .item(), numpy or detach): "
-          "its gradient is (softmax - one_hot) / number of positions"),
-    Check("huge logits (±1e4, float32): finite and right", 0.5, _huge_case,
-          "exp(1e4) overflows: subtract each row's max before exponentiating (log-sum-exp "
-          "trick, or torch.logsumexp); never take the log of a softmax"),
-    Check("a single row", 0.5,
-          lambda: _ce_case(_logits(1, 13, seed=6), _targets(1, vocab=13, seed=6)),
-          "with one row the mean is that row's loss; keep the vocabulary on the last axis"),
-    Check("two classes (V = 2)", 0.5,
-          lambda: _ce_case(_logits(10, 2, seed=7, scale=5.0), _targets(10, vocab=2, seed=7)),
-          "the log-sum-exp runs over the last axis (dim=-1, keepdim where you subtract)"),
-]  # fmt: skip
+    Check(
+        "values on 2-D logits (N, V)",
+        0.5,
+        lambda: _ce_case(_logits(8, 11, seed=1), _targets(8, vocab=11, seed=1)),
+        "loss = mean over rows of logsumexp(logits) - logits[target]: gather each row's "
+        "target logit",
+    ),
+    Check(
+        "3-D logits (B, T, V): the mean over all B*T positions",
+        0.5,
+        lambda: _ce_case(_logits(3, 5, 7, seed=2), _targets(3, 5, vocab=7, seed=2)),
+        "flatten to (B*T, V) and (B*T,), or work on the last axis; average over every "
+        "position, not only over the batch (return a 0-dim tensor)",
+    ),
+    Check(
+        "gradient of the logits (B, T, V)",
+        0.5,
+        lambda: _ce_case(_logits(2, 4, 6, seed=3), _targets(2, 4, vocab=6, seed=3), grad=True),
+        "build the loss from torch operations on logits (no .item(), numpy or detach): "
+        "its gradient is (softmax - one_hot) / number of positions",
+    ),
+    Check(
+        "huge logits (±1e4, float32): finite and right",
+        0.5,
+        _huge_case,
+        "exp(1e4) overflows: subtract each row's max before exponentiating (log-sum-exp "
+        "trick, or torch.logsumexp); never take the log of a softmax",
+    ),
+    Check(
+        "a single row",
+        0.5,
+        lambda: _ce_case(_logits(1, 13, seed=6), _targets(1, vocab=13, seed=6)),
+        "with one row the mean is that row's loss; keep the vocabulary on the last axis",
+    ),
+    Check(
+        "two classes (V = 2)",
+        0.5,
+        lambda: _ce_case(_logits(10, 2, seed=7, scale=5.0), _targets(10, vocab=2, seed=7)),
+        "the log-sum-exp runs over the last axis (dim=-1, keepdim where you subtract)",
+    ),
+]
 
 
 # --- adamw_step -----------------------------------------------------------------------------
@@ -104,11 +130,14 @@ def torch_adamw_step(
     """Step number ``step`` (1-based) of ``torch.optim.AdamW`` from the given moments."""
     p = torch.nn.Parameter(param.detach().clone())
     p.grad = grad.detach().clone()
-    opt = torch.optim.AdamW([p], lr=lr, betas=(beta1, beta2), eps=eps,
-                            weight_decay=weight_decay, foreach=False)  # fmt: skip
-    opt.state[p] = {"step": torch.tensor(float(step - 1)),
-                    "exp_avg": exp_avg.detach().clone(),
-                    "exp_avg_sq": exp_avg_sq.detach().clone()}  # fmt: skip
+    opt = torch.optim.AdamW(
+        [p], lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, foreach=False
+    )
+    opt.state[p] = {
+        "step": torch.tensor(float(step - 1)),
+        "exp_avg": exp_avg.detach().clone(),
+        "exp_avg_sq": exp_avg_sq.detach().clone(),
+    }
     opt.step()
     state = opt.state[p]
     return p.detach().clone(), state["exp_avg"].clone(), state["exp_avg_sq"].clone()
@@ -144,42 +173,67 @@ def _adamw_case(
 
 
 ADAMW_CHECKS = [
-    Check("step 1 from zero moments", 0.5,
-          lambda: _adamw_case((4, 5), seed=1, step=1, zero_state=True),
-          "m = beta1*m + (1-beta1)*g, v = beta2*v + (1-beta2)*g*g; divide m by "
-          "(1 - beta1**step) and v by (1 - beta2**step): at step 1 the update is about "
-          "lr * sign(g)"),
-    Check("step 2 with existing moments", 0.5,
-          lambda: _adamw_case((6,), seed=2, step=2, weight_decay=0.1),
-          "return (new_param, new_exp_avg, new_exp_avg_sq), all updated; bias corrections "
-          "use this step's number (1-based)"),
-    Check("step 1000, betas (0.9, 0.95): bias corrections near 1", 0.5,
-          lambda: _adamw_case((3, 4), seed=3, step=1000, betas=(0.9, 0.95), weight_decay=0.1),
-          "late in training 1 - beta**step is about 1: this checks the moment updates and "
-          "the decoupled decay on their own"),
-    Check("weight decay 0: plain Adam", 0.5,
-          lambda: _adamw_case((5, 3), seed=4, step=3, weight_decay=0.0),
-          "update = lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m / (1 - beta1**step) "
-          "and v_hat = v / (1 - beta2**step)"),
-    Check("strong decoupled weight decay (lr 0.1, weight_decay 0.5)", 0.5,
-          lambda: _adamw_case((4, 4), seed=5, step=4, lr=0.1, weight_decay=0.5),
-          "decoupled: first param = param * (1 - lr*weight_decay), then the Adam update; "
-          "do not add weight_decay*param to the gradient (that is L2, Adam not AdamW) nor "
-          "decay after the update"),
-    Check("zero gradient: decay and momentum still move the parameter", 0.5,
-          lambda: _adamw_case((7,), seed=6, step=10, zero_grad=True, weight_decay=0.1),
-          "with g = 0 the moments shrink (m *= beta1, v *= beta2) and the parameter still "
-          "moves by the bias-corrected momentum and the decay"),
-    Check("tiny gradients (1e-6): eps added after the square root", 0.5,
-          lambda: _adamw_case((8,), seed=7, step=1, lr=1e-2, grad_scale=1e-6, zero_state=True,
-                              weight_decay=0.0),
-          "the denominator is sqrt(v_hat) + eps, not sqrt(v_hat + eps): with gradients of "
-          "1e-6 the difference is a factor of 100"),
-    Check("float32 parameter of a GPT-sized shape", 0.5,
-          lambda: _adamw_case((64, 48), seed=8, step=7, weight_decay=0.1, dtype=torch.float32),
-          "work with tensor operations on the given dtype; return new tensors of the "
-          "parameter's shape"),
-]  # fmt: skip
+    Check(
+        "step 1 from zero moments",
+        0.5,
+        lambda: _adamw_case((4, 5), seed=1, step=1, zero_state=True),
+        "m = beta1*m + (1-beta1)*g, v = beta2*v + (1-beta2)*g*g; divide m by "
+        "(1 - beta1**step) and v by (1 - beta2**step): at step 1 the update is about "
+        "lr * sign(g)",
+    ),
+    Check(
+        "step 2 with existing moments",
+        0.5,
+        lambda: _adamw_case((6,), seed=2, step=2, weight_decay=0.1),
+        "return (new_param, new_exp_avg, new_exp_avg_sq), all updated; bias corrections "
+        "use this step's number (1-based)",
+    ),
+    Check(
+        "step 1000, betas (0.9, 0.95): bias corrections near 1",
+        0.5,
+        lambda: _adamw_case((3, 4), seed=3, step=1000, betas=(0.9, 0.95), weight_decay=0.1),
+        "late in training 1 - beta**step is about 1: this checks the moment updates and "
+        "the decoupled decay on their own",
+    ),
+    Check(
+        "weight decay 0: plain Adam",
+        0.5,
+        lambda: _adamw_case((5, 3), seed=4, step=3, weight_decay=0.0),
+        "update = lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m / (1 - beta1**step) "
+        "and v_hat = v / (1 - beta2**step)",
+    ),
+    Check(
+        "strong decoupled weight decay (lr 0.1, weight_decay 0.5)",
+        0.5,
+        lambda: _adamw_case((4, 4), seed=5, step=4, lr=0.1, weight_decay=0.5),
+        "decoupled: first param = param * (1 - lr*weight_decay), then the Adam update; "
+        "do not add weight_decay*param to the gradient (that is L2, Adam not AdamW) nor "
+        "decay after the update",
+    ),
+    Check(
+        "zero gradient: decay and momentum still move the parameter",
+        0.5,
+        lambda: _adamw_case((7,), seed=6, step=10, zero_grad=True, weight_decay=0.1),
+        "with g = 0 the moments shrink (m *= beta1, v *= beta2) and the parameter still "
+        "moves by the bias-corrected momentum and the decay",
+    ),
+    Check(
+        "tiny gradients (1e-6): eps added after the square root",
+        0.5,
+        lambda: _adamw_case(
+            (8,), seed=7, step=1, lr=1e-2, grad_scale=1e-6, zero_state=True, weight_decay=0.0
+        ),
+        "the denominator is sqrt(v_hat) + eps, not sqrt(v_hat + eps): with gradients of "
+        "1e-6 the difference is a factor of 100",
+    ),
+    Check(
+        "float32 parameter of a GPT-sized shape",
+        0.5,
+        lambda: _adamw_case((64, 48), seed=8, step=7, weight_decay=0.1, dtype=torch.float32),
+        "work with tensor operations on the given dtype; return new tensors of the "
+        "parameter's shape",
+    ),
+]
 
 
 # --- lr_at ----------------------------------------------------------------------------------
@@ -193,29 +247,59 @@ def _lr_case(
 
 
 LR_CHECKS = [
-    Check("first iteration (it = 0): max_lr / warmup_iters", 0.5, lambda: _lr_case(0),
-          "warmup is linear from max_lr/warmup_iters at it = 0: lr = max_lr * (it + 1) / "
-          "warmup_iters (never 0, or the first step is wasted)"),
-    Check("last warmup iteration (it = warmup_iters - 1): max_lr", 0.5, lambda: _lr_case(99),
-          "the warmup reaches max_lr at it = warmup_iters - 1: use (it + 1) / warmup_iters"),
-    Check("it = warmup_iters: the cosine starts at max_lr", 0.5, lambda: _lr_case(100),
-          "after warmup, progress = (it - warmup_iters) / (max_iters - warmup_iters) goes "
-          "from 0 to 1; lr = min_lr + 0.5 * (max_lr - min_lr) * (1 + cos(pi * progress))"),
-    Check("the middle of the cosine: (max_lr + min_lr) / 2", 0.5, lambda: _lr_case(600),
-          "the cosine spans max_iters - warmup_iters iterations, not max_iters, and ends at "
-          "min_lr, not 0"),
-    Check("three quarters into the cosine", 0.5, lambda: _lr_case(850, max_lr=1e-3, min_lr=0.0),
-          "progress = (it - warmup_iters) / (max_iters - warmup_iters); "
-          "lr = min_lr + 0.5 * (max_lr - min_lr) * (1 + cos(pi * progress))"),
-    Check("it = max_iters: min_lr", 0.5, lambda: _lr_case(1100),
-          "at max_iters the cosine has reached min_lr"),
-    Check("after max_iters: stays at min_lr", 0.5, lambda: _lr_case(1500),
-          "for it >= max_iters return min_lr: the cosine would rise again"),
-    Check("warmup_iters = 0: the cosine from the first iteration", 0.5,
-          lambda: _lr_case(250, max_lr=3e-4, min_lr=3e-5, warmup=0, max_iters=1000),
-          "with no warmup the cosine starts at it = 0 (do not divide by warmup_iters when "
-          "it is 0)"),
-]  # fmt: skip
+    Check(
+        "first iteration (it = 0): max_lr / warmup_iters",
+        0.5,
+        lambda: _lr_case(0),
+        "warmup is linear from max_lr/warmup_iters at it = 0: lr = max_lr * (it + 1) / "
+        "warmup_iters (never 0, or the first step is wasted)",
+    ),
+    Check(
+        "last warmup iteration (it = warmup_iters - 1): max_lr",
+        0.5,
+        lambda: _lr_case(99),
+        "the warmup reaches max_lr at it = warmup_iters - 1: use (it + 1) / warmup_iters",
+    ),
+    Check(
+        "it = warmup_iters: the cosine starts at max_lr",
+        0.5,
+        lambda: _lr_case(100),
+        "after warmup, progress = (it - warmup_iters) / (max_iters - warmup_iters) goes "
+        "from 0 to 1; lr = min_lr + 0.5 * (max_lr - min_lr) * (1 + cos(pi * progress))",
+    ),
+    Check(
+        "the middle of the cosine: (max_lr + min_lr) / 2",
+        0.5,
+        lambda: _lr_case(600),
+        "the cosine spans max_iters - warmup_iters iterations, not max_iters, and ends at "
+        "min_lr, not 0",
+    ),
+    Check(
+        "three quarters into the cosine",
+        0.5,
+        lambda: _lr_case(850, max_lr=1e-3, min_lr=0.0),
+        "progress = (it - warmup_iters) / (max_iters - warmup_iters); "
+        "lr = min_lr + 0.5 * (max_lr - min_lr) * (1 + cos(pi * progress))",
+    ),
+    Check(
+        "it = max_iters: min_lr",
+        0.5,
+        lambda: _lr_case(1100),
+        "at max_iters the cosine has reached min_lr",
+    ),
+    Check(
+        "after max_iters: stays at min_lr",
+        0.5,
+        lambda: _lr_case(1500),
+        "for it >= max_iters return min_lr: the cosine would rise again",
+    ),
+    Check(
+        "warmup_iters = 0: the cosine from the first iteration",
+        0.5,
+        lambda: _lr_case(250, max_lr=3e-4, min_lr=3e-5, warmup=0, max_iters=1000),
+        "with no warmup the cosine starts at it = 0 (do not divide by warmup_iters when it is 0)",
+    ),
+]
 
 
 # --- clip_grad_norm -------------------------------------------------------------------------
@@ -228,43 +312,63 @@ def _clip_case(grads: list[Tensor], max_norm: float) -> Case:
     norm = torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=False)
     clipped = [p.grad.clone() for p in params if p.grad is not None]
     atol = 1e-9 if grads[0].dtype == torch.float64 else 1e-6
-    return Case([[g.clone() for g in grads], max_norm], (clipped, norm.detach()), atol=atol,
-                rtol=1e-6)  # fmt: skip
+    return Case(
+        [[g.clone() for g in grads], max_norm], (clipped, norm.detach()), atol=atol, rtol=1e-6
+    )
 
 
-def _grads(shapes: list[tuple[int, ...]], seed: int, scale: float = 1.0,
-           dtype: torch.dtype = torch.float64) -> list[Tensor]:  # fmt: skip
+def _grads(
+    shapes: list[tuple[int, ...]], seed: int, scale: float = 1.0, dtype: torch.dtype = torch.float64
+) -> list[Tensor]:
     g = _rng(seed)
     return [(torch.randn(s, generator=g, dtype=torch.float64) * scale).to(dtype) for s in shapes]
 
 
 CLIP_CHECKS = [
-    Check("below the threshold: unchanged", 0.5,
-          lambda: _clip_case(_grads([(3, 4), (4,)], seed=1, scale=0.1), 5.0),
-          "the coefficient max_norm / (total_norm + 1e-6) is clamped to at most 1: small "
-          "gradients are never scaled up"),
-    Check("above the threshold: scaled to max_norm", 0.5,
-          lambda: _clip_case(_grads([(5, 5)], seed=2, scale=3.0), 1.0),
-          "multiply every gradient by max_norm / (total_norm + 1e-6)"),
-    Check("several tensors: one global norm", 0.5,
-          lambda: _clip_case(_grads([(4, 6), (6,), (2, 3, 5), (1,)], seed=3, scale=2.0), 2.0),
-          "total_norm = sqrt(sum over ALL tensors of the sum of squares), and every tensor "
-          "is scaled by the same coefficient (not each by its own norm)"),
-    Check("the norm returned is the norm before clipping", 0.5,
-          lambda: _clip_case(_grads([(10,), (3, 3)], seed=4, scale=10.0), 0.5),
-          "return (clipped_grads, total_norm) with total_norm measured before clipping, "
-          "as a 0-dim tensor"),
-    Check("all-zero gradients", 0.5,
-          lambda: _clip_case([torch.zeros(3, 3, dtype=torch.float64),
-                              torch.zeros(2, dtype=torch.float64)], 1.0),
-          "the total norm is 0: the 1e-6 in the denominator (and the clamp to 1) avoid a "
-          "division by zero; the gradients stay zero"),
-    Check("huge gradients (1e15, float32)", 0.5,
-          lambda: _clip_case(_grads([(8, 8), (8,)], seed=5, scale=1e15, dtype=torch.float32),
-                             1.0),
-          "a loss spike: scale by max_norm / (total_norm + 1e-6) and return new tensors of "
-          "the gradients' dtype"),
-]  # fmt: skip
+    Check(
+        "below the threshold: unchanged",
+        0.5,
+        lambda: _clip_case(_grads([(3, 4), (4,)], seed=1, scale=0.1), 5.0),
+        "the coefficient max_norm / (total_norm + 1e-6) is clamped to at most 1: small "
+        "gradients are never scaled up",
+    ),
+    Check(
+        "above the threshold: scaled to max_norm",
+        0.5,
+        lambda: _clip_case(_grads([(5, 5)], seed=2, scale=3.0), 1.0),
+        "multiply every gradient by max_norm / (total_norm + 1e-6)",
+    ),
+    Check(
+        "several tensors: one global norm",
+        0.5,
+        lambda: _clip_case(_grads([(4, 6), (6,), (2, 3, 5), (1,)], seed=3, scale=2.0), 2.0),
+        "total_norm = sqrt(sum over ALL tensors of the sum of squares), and every tensor "
+        "is scaled by the same coefficient (not each by its own norm)",
+    ),
+    Check(
+        "the norm returned is the norm before clipping",
+        0.5,
+        lambda: _clip_case(_grads([(10,), (3, 3)], seed=4, scale=10.0), 0.5),
+        "return (clipped_grads, total_norm) with total_norm measured before clipping, "
+        "as a 0-dim tensor",
+    ),
+    Check(
+        "all-zero gradients",
+        0.5,
+        lambda: _clip_case(
+            [torch.zeros(3, 3, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)], 1.0
+        ),
+        "the total norm is 0: the 1e-6 in the denominator (and the clamp to 1) avoid a "
+        "division by zero; the gradients stay zero",
+    ),
+    Check(
+        "huge gradients (1e15, float32)",
+        0.5,
+        lambda: _clip_case(_grads([(8, 8), (8,)], seed=5, scale=1e15, dtype=torch.float32), 1.0),
+        "a loss spike: scale by max_norm / (total_norm + 1e-6) and return new tensors of "
+        "the gradients' dtype",
+    ),
+]
 
 
 # --- get_batch ------------------------------------------------------------------------------
@@ -280,35 +384,65 @@ def _batch_case(data: Tensor, batch_size: int, block_size: int, seed: int) -> Ca
 
 
 BATCH_CHECKS = [
-    Check("windows of a story's bytes", 0.5, lambda: _batch_case(_story_bytes(), 4, 8, 0),
-          "starts = torch.randint(len(data) - block_size, (batch_size,), "
-          "generator=torch.Generator().manual_seed(seed)); x[i] = data[s:s+block_size]"),
-    Check("y is x shifted by one", 0.5,
-          lambda: _batch_case(torch.arange(1000, 1200), 8, 16, 1),
-          "y[i] = data[s+1 : s+1+block_size]: the target of x[i, t] is the next token"),
-    Check("the last window is reachable, none out of bounds", 0.5,
-          lambda: _batch_case(torch.arange(50, 62), 16, 10, 2),
-          "starts = torch.randint(len(data) - block_size, ...): the last window starts at "
-          "len(data) - block_size - 1 (its target ends at the last token)"),
-    Check("uint8 data: x and y are int64", 0.5,
-          lambda: _batch_case(_story_bytes().to(torch.uint8), 3, 12, 3),
-          "return int64 tensors (.long()) whatever the data's dtype: embeddings and "
-          "cross-entropy need int64 ids"),
-    Check("batch size 1", 0.5, lambda: _batch_case(_story_bytes(), 1, 32, 4),
-          "the shapes are (batch_size, block_size) even for batch_size = 1"),
-    Check("block size 1", 0.5, lambda: _batch_case(_story_bytes(), 6, 1, 5),
-          "one input and one target token per row: shapes (batch_size, 1)"),
-]  # fmt: skip
+    Check(
+        "windows of a story's bytes",
+        0.5,
+        lambda: _batch_case(_story_bytes(), 4, 8, 0),
+        "starts = torch.randint(len(data) - block_size, (batch_size,), "
+        "generator=torch.Generator().manual_seed(seed)); x[i] = data[s:s+block_size]",
+    ),
+    Check(
+        "y is x shifted by one",
+        0.5,
+        lambda: _batch_case(torch.arange(1000, 1200), 8, 16, 1),
+        "y[i] = data[s+1 : s+1+block_size]: the target of x[i, t] is the next token",
+    ),
+    Check(
+        "the last window is reachable, none out of bounds",
+        0.5,
+        lambda: _batch_case(torch.arange(50, 62), 16, 10, 2),
+        "starts = torch.randint(len(data) - block_size, ...): the last window starts at "
+        "len(data) - block_size - 1 (its target ends at the last token)",
+    ),
+    Check(
+        "uint8 data: x and y are int64",
+        0.5,
+        lambda: _batch_case(_story_bytes().to(torch.uint8), 3, 12, 3),
+        "return int64 tensors (.long()) whatever the data's dtype: embeddings and "
+        "cross-entropy need int64 ids",
+    ),
+    Check(
+        "batch size 1",
+        0.5,
+        lambda: _batch_case(_story_bytes(), 1, 32, 4),
+        "the shapes are (batch_size, block_size) even for batch_size = 1",
+    ),
+    Check(
+        "block size 1",
+        0.5,
+        lambda: _batch_case(_story_bytes(), 6, 1, 5),
+        "one input and one target token per row: shapes (batch_size, 1)",
+    ),
+]
 
 
 # --- train_step -----------------------------------------------------------------------------
 
 
 def reference_train_step(
-    W: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, x: Tensor, y: Tensor, it: int,
-    max_lr: float, min_lr: float, warmup_iters: int, max_iters: int, max_norm: float,
+    W: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    x: Tensor,
+    y: Tensor,
+    it: int,
+    max_lr: float,
+    min_lr: float,
+    warmup_iters: int,
+    max_iters: int,
+    max_norm: float,
     weight_decay: float,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Iteration ``it`` (0-based) of a bigram LM (logits = W[x]) with the peers' pieces:
     ``F.cross_entropy``, ``clip_grad_norm_``, ``cosine_lr`` and ``torch.optim.AdamW`` (betas 0.9,
     0.95, eps 1e-8) at step it + 1. Returns (loss before the update, W, exp_avg, exp_avg_sq)."""
@@ -318,22 +452,37 @@ def reference_train_step(
     torch.nn.utils.clip_grad_norm_([p], max_norm, foreach=False)
     lr = cosine_lr(it, max_lr, min_lr, warmup_iters, max_iters)
     assert p.grad is not None
-    new_w, m, v = torch_adamw_step(p, p.grad, exp_avg, exp_avg_sq, it + 1, lr, 0.9, 0.95, 1e-8,
-                                   weight_decay)  # fmt: skip
+    new_w, m, v = torch_adamw_step(
+        p, p.grad, exp_avg, exp_avg_sq, it + 1, lr, 0.9, 0.95, 1e-8, weight_decay
+    )
     return loss.detach(), new_w, m, v
 
 
 def _step_case(
-    it: int, seed: int, vocab: int = 12, batch: int = 3, t: int = 7, scale: float = 0.5,
-    fresh: bool = False, max_norm: float = 1.0, weight_decay: float = 0.1,
-    max_iters: int = 100, warmup_iters: int = 10,
-) -> Case:  # fmt: skip
+    it: int,
+    seed: int,
+    vocab: int = 12,
+    batch: int = 3,
+    t: int = 7,
+    scale: float = 0.5,
+    fresh: bool = False,
+    max_norm: float = 1.0,
+    weight_decay: float = 0.1,
+    max_iters: int = 100,
+    warmup_iters: int = 10,
+) -> Case:
     g = _rng(seed)
     W = torch.randn(vocab, vocab, generator=g, dtype=torch.float64) * scale
-    m = torch.zeros_like(W) if fresh else torch.randn(vocab, vocab, generator=g,
-                                                      dtype=torch.float64) * 0.01  # fmt: skip
-    v = torch.zeros_like(W) if fresh else torch.rand(vocab, vocab, generator=g,
-                                                     dtype=torch.float64) * 1e-3  # fmt: skip
+    m = (
+        torch.zeros_like(W)
+        if fresh
+        else torch.randn(vocab, vocab, generator=g, dtype=torch.float64) * 0.01
+    )
+    v = (
+        torch.zeros_like(W)
+        if fresh
+        else torch.rand(vocab, vocab, generator=g, dtype=torch.float64) * 1e-3
+    )
     x = torch.randint(0, vocab, (batch, t), generator=g)
     y = torch.randint(0, vocab, (batch, t), generator=g)
     args = [W, m, v, x, y, it, 1e-2, 1e-3, warmup_iters, max_iters, max_norm, weight_decay]
@@ -341,24 +490,44 @@ def _step_case(
 
 
 TRAIN_STEP_CHECKS = [
-    Check("the first iteration (step 1, warmup, fresh moments)", 1.0,
-          lambda: _step_case(0, 1, fresh=True),
-          "loss = cross_entropy(W[x], y); backward; clip; lr = lr_at(it, ...); "
-          "adamw_step(..., step=it + 1, ...): the step count starts at 1"),
-    Check("an iteration in the middle of the cosine", 1.0, lambda: _step_case(55, 2),
-          "the learning rate of THIS iteration: lr_at(it, ...), not it + 1"),
-    Check("clipping when the gradient is large", 0.5,
-          lambda: _step_case(20, 3, scale=8.0, max_norm=0.05),
-          "clip the gradient (to max_norm) before the AdamW step"),
-    Check("no clipping below max_norm, no weight decay", 0.5,
-          lambda: _step_case(30, 4, max_norm=1e6, weight_decay=0.0),
-          "clipping never scales a small gradient; weight_decay goes to adamw_step"),
-    Check("the loss is measured before the update", 0.5, lambda: _step_case(12, 5, scale=2.0),
-          "return the loss computed with the weights you started from, detached"),
-    Check("one sequence of one token, after the schedule", 0.5,
-          lambda: _step_case(150, 6, batch=1, t=1),
-          "the shapes work for B = T = 1; after max_iters the rate stays at min_lr"),
-]  # fmt: skip
+    Check(
+        "the first iteration (step 1, warmup, fresh moments)",
+        1.0,
+        lambda: _step_case(0, 1, fresh=True),
+        "loss = cross_entropy(W[x], y); backward; clip; lr = lr_at(it, ...); "
+        "adamw_step(..., step=it + 1, ...): the step count starts at 1",
+    ),
+    Check(
+        "an iteration in the middle of the cosine",
+        1.0,
+        lambda: _step_case(55, 2),
+        "the learning rate of THIS iteration: lr_at(it, ...), not it + 1",
+    ),
+    Check(
+        "clipping when the gradient is large",
+        0.5,
+        lambda: _step_case(20, 3, scale=8.0, max_norm=0.05),
+        "clip the gradient (to max_norm) before the AdamW step",
+    ),
+    Check(
+        "no clipping below max_norm, no weight decay",
+        0.5,
+        lambda: _step_case(30, 4, max_norm=1e6, weight_decay=0.0),
+        "clipping never scales a small gradient; weight_decay goes to adamw_step",
+    ),
+    Check(
+        "the loss is measured before the update",
+        0.5,
+        lambda: _step_case(12, 5, scale=2.0),
+        "return the loss computed with the weights you started from, detached",
+    ),
+    Check(
+        "one sequence of one token, after the schedule",
+        0.5,
+        lambda: _step_case(150, 6, batch=1, t=1),
+        "the shapes work for B = T = 1; after max_iters the rate stays at min_lr",
+    ),
+]
 
 
 ITEMS: dict[str, Item] = {

@@ -17,11 +17,18 @@ from coursekit.progress.model import Exercise
 
 #: Course order of the known notebooks within their assignment; others follow by name.
 ORDER = (
-    "rnn_language_model", "vanishing_gradients",
-    "attention", "embeddings_and_positions", "transformer_block",
-    "efficient_attention", "moe", "image_input",
-    "tokenization", "training_loop", "generation",
-)  # fmt: skip
+    "rnn_language_model",
+    "vanishing_gradients",
+    "attention",
+    "embeddings_and_positions",
+    "transformer_block",
+    "efficient_attention",
+    "moe",
+    "image_input",
+    "tokenization",
+    "training_loop",
+    "generation",
+)
 
 _EXERCISE = re.compile(r"\*\*(Exercise\s+\d+)\s*(?:\(([\d.]+)\s*points?\))?[^*]*\*\*(.*)", re.S)
 

@@ -28,9 +28,14 @@ def prepare(
         else:
             ids = (tok.encode(doc) for doc in docs)
         metas[split] = write_token_file(
-            folder / f"{split}.bin", ids, tokenizer=tok.name, vocab_size=tok.vocab_size,
-            split=split, source=f"{dataset} ({size})", eot_id=tok.eot_id,
-        )  # fmt: skip
+            folder / f"{split}.bin",
+            ids,
+            tokenizer=tok.name,
+            vocab_size=tok.vocab_size,
+            split=split,
+            source=f"{dataset} ({size})",
+            eot_id=tok.eot_id,
+        )
     return metas
 
 

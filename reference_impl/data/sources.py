@@ -114,8 +114,11 @@ def tinystories_documents(
         texts = (row["text"].strip() for row in ds)
         yield from itertools.islice((t for t in texts if t), limit)
     except Exception as e:
-        where = "the hub is unreachable and it is not in the Hugging Face cache" if not online \
-            else f"the download failed ({type(e).__name__}: {str(e)[:200]})"  # fmt: skip
+        where = (
+            "the hub is unreachable and it is not in the Hugging Face cache"
+            if not online
+            else f"the download failed ({type(e).__name__}: {str(e)[:200]})"
+        )
         raise DataUnavailable(
             f"TinyStories ({split}) is not available: {where}, and there is no local copy "
             f"at {copy}. Run `python scripts/download_data.py --dataset tinystories` where "

@@ -26,8 +26,11 @@ class UsageError(ValueError):
 
 
 def _sampling_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", default="checkpoints/pretrained/model.pt",
-                   help="model.pt written by scripts/train.py (or its folder)")  # fmt: skip
+    p.add_argument(
+        "--checkpoint",
+        default="checkpoints/pretrained/model.pt",
+        help="model.pt written by scripts/train.py (or its folder)",
+    )
     p.add_argument("--max-new-tokens", type=int, default=200)
     p.add_argument("--temperature", type=float, default=0.8, help="0 means greedy")
     p.add_argument("--top-k", type=int, help="keep the k most likely tokens")
@@ -78,21 +81,31 @@ def _prompt_ids(tok: Any, text: str, model: TransformerLM) -> torch.Tensor:
 
 
 def _continue(
-    model: TransformerLM, idx: torch.Tensor, args: argparse.Namespace,
+    model: TransformerLM,
+    idx: torch.Tensor,
+    args: argparse.Namespace,
     stop: list[list[int]] | None = None,
-) -> torch.Tensor:  # fmt: skip
+) -> torch.Tensor:
     """ids (1, T) -> (1, T + n)."""
     if getattr(args, "beams", 1) > 1:
-        best = beam_search(model, idx, args.max_new_tokens, args.beams,
-                           use_cache=not args.no_kv_cache)  # fmt: skip
+        best = beam_search(
+            model, idx, args.max_new_tokens, args.beams, use_cache=not args.no_kv_cache
+        )
         assert isinstance(best, torch.Tensor)  # (without return_all)
         return best
     gen = torch.Generator(device=idx.device).manual_seed(args.seed)
     return generate(
-        model, idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-        top_p=args.top_p, repetition_penalty=args.repetition_penalty, stop_sequences=stop,
-        use_cache=not args.no_kv_cache, generator=gen,
-    )  # fmt: skip
+        model,
+        idx,
+        args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        repetition_penalty=args.repetition_penalty,
+        stop_sequences=stop,
+        use_cache=not args.no_kv_cache,
+        generator=gen,
+    )
 
 
 def _run(main: Callable[[], int]) -> int:
@@ -109,9 +122,10 @@ def _run(main: Callable[[], int]) -> int:
 def generate_main(argv: list[str] | None = None) -> int:
     """Print the prompt and its continuation (only that) on stdout."""
     p = argparse.ArgumentParser(
-        prog="generate.py", description="Continue a prompt with a trained model.",
+        prog="generate.py",
+        description="Continue a prompt with a trained model.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )  # fmt: skip
+    )
     p.add_argument("--prompt", default="Once upon a time")
     p.add_argument("--beams", type=int, default=1, help="beam search with this many beams")
     _sampling_flags(p)
@@ -135,9 +149,10 @@ def chat_main(
     """A conversation: each reply continues the history ("User: ..." / "Assistant: ...")
     that fits in the context window; ``/quit``, ``/exit``, end of input or Ctrl-C end it."""
     p = argparse.ArgumentParser(
-        prog="chat.py", description="Chat with a trained model (/quit to leave).",
+        prog="chat.py",
+        description="Chat with a trained model (/quit to leave).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )  # fmt: skip
+    )
     _sampling_flags(p)
     p.set_defaults(max_new_tokens=120)
     args = p.parse_args(argv)

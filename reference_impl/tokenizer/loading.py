@@ -46,8 +46,12 @@ def tokenizer_state(spec: str) -> dict[str, Any]:
         return {"kind": "bytes"}
     tok = load_tokenizer(spec).tokenizer
     assert isinstance(tok, Tokenizer)
-    return {"kind": "bpe", "vocab": tok.vocab, "merges": tok.merges,
-            "special_tokens": tok.special_tokens}  # fmt: skip
+    return {
+        "kind": "bpe",
+        "vocab": tok.vocab,
+        "merges": tok.merges,
+        "special_tokens": tok.special_tokens,
+    }
 
 
 def tokenizer_from_state(state: dict[str, Any]) -> ByteTokenizer | Tokenizer:

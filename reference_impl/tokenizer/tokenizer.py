@@ -16,8 +16,11 @@ from reference_impl.tokenizer.pretokenize import PRETOKEN_RE, special_pattern, s
 def bytes_to_unicode() -> dict[int, str]:
     """GPT-2's map from each byte to a printable character (``vocab.json`` stores tokens
     as strings of these): printable Latin-1 bytes map to themselves, the rest to U+0100+."""
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
-            *range(ord("®"), ord("ÿ") + 1)]  # fmt: skip
+    keep = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     table, extra = {}, 0
     for b in range(256):
         if b in keep:
@@ -111,8 +114,11 @@ class Tokenizer:
     def save(self, vocab_path: str | os.PathLike[str], merges_path: str | os.PathLike[str]) -> None:
         """Write GPT-2's format (readable by :meth:`from_files` and Hugging Face)."""
         with open(vocab_path, "w", encoding="utf-8") as f:
-            json.dump({_to_gpt2_string(b): i for i, b in sorted(self.vocab.items())}, f,
-                      ensure_ascii=False)  # fmt: skip
+            json.dump(
+                {_to_gpt2_string(b): i for i, b in sorted(self.vocab.items())},
+                f,
+                ensure_ascii=False,
+            )
         with open(merges_path, "w", encoding="utf-8") as f:
             f.write("#version: 0.2\n")
             for a, b in self.merges:

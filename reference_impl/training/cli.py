@@ -25,14 +25,18 @@ from reference_impl.utils.config import ConfigError
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="train.py", description="Train a language model from a YAML config.",
+        prog="train.py",
+        description="Train a language model from a YAML config.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )  # fmt: skip
+    )
     p.add_argument("--config", required=True, help="YAML experiment, e.g. configs/small_model.yaml")
     p.add_argument("--data", help="override data.dataset: builtin, tinystories, or a path to text")
-    p.add_argument("--max-iters", type=int,
-                   help="stop after this many iterations (default: train.max_iters); the "
-                        "learning-rate schedule always spans train.max_iters")  # fmt: skip
+    p.add_argument(
+        "--max-iters",
+        type=int,
+        help="stop after this many iterations (default: train.max_iters); the "
+        "learning-rate schedule always spans train.max_iters",
+    )
     p.add_argument("--out-dir", default="checkpoints/pretrained", help="checkpoint folder")
     p.add_argument("--device", choices=["cpu", "cuda", "mps", "auto"], help="override train.device")
     p.add_argument("--seed", type=int, help="override train.seed")
@@ -56,8 +60,14 @@ def main(argv: list[str] | None = None) -> int:
             exp.train.seed = args.seed
         if args.max_iters is not None and args.max_iters < 1:
             raise ConfigError(f"--max-iters: must be >= 1, got {args.max_iters}")
-        result = train(exp, args.out_dir, max_iters=args.max_iters, resume=args.resume,
-                       overwrite=args.overwrite, progress=args.progress)  # fmt: skip
+        result = train(
+            exp,
+            args.out_dir,
+            max_iters=args.max_iters,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=args.progress,
+        )
     except (ConfigError, TrainError, DataUnavailable, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

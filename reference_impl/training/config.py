@@ -39,8 +39,14 @@ class TrainConfig:
     wandb: bool = False  # also log to Weights & Biases, offline mode
 
     def __post_init__(self) -> None:
-        positive = ("max_iters", "batch_size", "grad_accum_steps", "log_interval",
-                    "eval_interval", "eval_iters")  # fmt: skip
+        positive = (
+            "max_iters",
+            "batch_size",
+            "grad_accum_steps",
+            "log_interval",
+            "eval_interval",
+            "eval_iters",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")

@@ -59,9 +59,13 @@ def load_splits(data: DataConfig, vocab_size: int, d: distributed.Dist) -> dict[
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, ids: np.ndarray, cfg: TrainConfig, block: int, device: torch.device,
+    model: nn.Module,
+    ids: np.ndarray,
+    cfg: TrainConfig,
+    block: int,
+    device: torch.device,
     autocast: Callable[[], contextlib.AbstractContextManager[Any]],
-) -> float:  # fmt: skip
+) -> float:
     """Mean loss over ``cfg.eval_iters`` batches, always the same ones (a fixed seed)."""
     was_training = model.training
     model.eval()
@@ -87,8 +91,11 @@ class Metrics:
             return
         kept = []
         if start > 0 and self.path.is_file():  # a resumed run drops what came after its checkpoint
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["iter"] < start]  # fmt: skip
+            kept = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line)["iter"] < start
+            ]
         self.path.write_text("".join(line + "\n" for line in kept))
         from torch.utils.tensorboard import SummaryWriter
 
@@ -140,8 +147,16 @@ def _check_resumable(ckpt: dict[str, Any], exp: ExperimentConfig, path: Path) ->
 
 
 def _iterations(start: int, stop: int, show: bool) -> Iterator[int]:
-    return iter(tqdm(range(start, stop), initial=start, total=stop, disable=not show,
-                     desc="training", leave=False))  # fmt: skip
+    return iter(
+        tqdm(
+            range(start, stop),
+            initial=start,
+            total=stop,
+            disable=not show,
+            desc="training",
+            leave=False,
+        )
+    )
 
 
 def train(
@@ -178,9 +193,15 @@ def train(
 
 
 def _train(
-    exp: ExperimentConfig, cfg: TrainConfig, out: Path, stop: int, ckpt: dict[str, Any] | None,
-    d: distributed.Dist, progress: bool, log: Callable[[str], None],
-) -> TrainResult:  # fmt: skip
+    exp: ExperimentConfig,
+    cfg: TrainConfig,
+    out: Path,
+    stop: int,
+    ckpt: dict[str, Any] | None,
+    d: distributed.Dist,
+    progress: bool,
+    log: Callable[[str], None],
+) -> TrainResult:
     device = resolve_device(cfg.device)
     if d.enabled and device.type == "cuda":
         device = torch.device("cuda", d.local_rank)
@@ -217,18 +238,23 @@ def _train(
     block = exp.model.context_length
     tokens_per_iter = cfg.batch_size * block * cfg.grad_accum_steps * d.world_size
     if d.main:
-        log(f"model: {model.num_parameters():,} parameters on {device} x {d.world_size}; "
+        log(
+            f"model: {model.num_parameters():,} parameters on {device} x {d.world_size}; "
             f"data: {len(splits['train']):,} training tokens ({exp.data.dataset}); "
-            f"{tokens_per_iter:,} tokens per iteration; iterations {start} -> {stop}")  # fmt: skip
+            f"{tokens_per_iter:,} tokens per iteration; iterations {start} -> {stop}"
+        )
 
     def state(iters_done: int, torch_rng: Tensor, data_rng: Tensor) -> dict[str, Any]:
         return {
-            "model_config": exp.model.to_dict(), "model": model.state_dict(),
-            "optimizer": opt.state_dict(), "iter": iters_done,
-            "train_config": asdict(cfg), "data_config": asdict(exp.data),
+            "model_config": exp.model.to_dict(),
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "iter": iters_done,
+            "train_config": asdict(cfg),
+            "data_config": asdict(exp.data),
             "tokenizer": tokenizer_state(exp.data.tokenizer),
             "rng": {"torch": torch_rng, "data": data_rng},
-        }  # fmt: skip
+        }
 
     result = TrainResult(out, start)
     net.train()
@@ -265,21 +291,37 @@ def _train(
                 if d.main:
                     log(f"iter {it:6d}  loss {loss_sum:.4f}  lr {lr:.2e}  {rate:,.0f} tok/s")
             if (it + 1) % cfg.eval_interval == 0 and it + 1 < stop and d.main:
-                save_checkpoint(out / "model.pt",
-                                state(it + 1, torch.get_rng_state(), gen.get_state()))  # fmt: skip
+                save_checkpoint(
+                    out / "model.pt", state(it + 1, torch.get_rng_state(), gen.get_state())
+                )
     except KeyboardInterrupt:
         if d.main:  # keep every finished iteration: resume continues from here
-            save_checkpoint(out / "model.pt", state(result.iters_done, *(
-                (torch.get_rng_state(), gen.get_state()) if result.iters_done > it
-                else rng_at_start)))  # fmt: skip
-            log(f"interrupted: {result.iters_done} iterations saved in {out / 'model.pt'}; "
-                "continue with --resume")  # fmt: skip
+            save_checkpoint(
+                out / "model.pt",
+                state(
+                    result.iters_done,
+                    *(
+                        (torch.get_rng_state(), gen.get_state())
+                        if result.iters_done > it
+                        else rng_at_start
+                    ),
+                ),
+            )
+            log(
+                f"interrupted: {result.iters_done} iterations saved in {out / 'model.pt'}; "
+                "continue with --resume"
+            )
         metrics.close()
         raise
     if d.main:
         result.val_loss = evaluate(model, splits["validation"], cfg, block, device, autocast)
-        metrics.log({"iter": stop, "val_loss": result.val_loss,
-                     "val_ppl": math.exp(min(result.val_loss, 50))})  # fmt: skip
+        metrics.log(
+            {
+                "iter": stop,
+                "val_loss": result.val_loss,
+                "val_ppl": math.exp(min(result.val_loss, 50)),
+            }
+        )
         save_checkpoint(out / "model.pt", state(stop, torch.get_rng_state(), gen.get_state()))
     metrics.close()
     distributed.barrier(d)  # the others wait while the main process evaluates and saves

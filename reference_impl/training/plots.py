@@ -20,8 +20,11 @@ def plot_losses(out_dir: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for points, label in ((train, "train"), (val, "validation")):
         if points:
-            ax.plot(*zip(*points, strict=True), marker="o" if label == "validation" else None,
-                    label=label)  # fmt: skip
+            ax.plot(
+                *zip(*points, strict=True),
+                marker="o" if label == "validation" else None,
+                label=label,
+            )
     ax.set(xlabel="iteration", ylabel="cross-entropy (nats/token)", title=out.name)
     ax.legend()
     fig.tight_layout()
