@@ -5,7 +5,8 @@ Each problem is reported as ``notebook: cell N (grade_id): problem``:
 - every solution code cell carries ``### BEGIN SOLUTION`` / ``### END SOLUTION`` and is
   followed, before the next solution cell, by a graded test cell;
 - every graded test cell has points and a hidden block that calls
-  ``grade("<topic>.<item>", obj)`` for a known item whose checks are worth the cell's points;
+  ``grade("<notebook>.<item>", obj)`` for a known item of the notebook's own grader module
+  (``autograder/graders/<notebook>.py``) whose checks are worth the cell's points;
 - grade ids are unique within a notebook; begin/end markers are balanced and in order;
 - with ``--execute``, the notebook runs top to bottom (fast mode).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,12 @@ def _markers_balanced(source: str, begin: str, end: str) -> str | None:
             if depth < 0:
                 return f"{end!r} without {begin!r}"
     return f"{begin!r} without {end!r}" if depth else None
+
+
+def grader_module(notebook: Path) -> str:
+    """The grader module of a notebook: its name without a leading ``NN_`` (``00_setup.ipynb``
+    is graded by ``autograder/graders/setup.py``)."""
+    return re.sub(r"^\d+_", "", notebook.stem)
 
 
 def check_notebook(path: Path) -> list[str]:
@@ -81,13 +89,16 @@ def check_notebook(path: Path) -> list[str]:
             waiting_for_tests = (index, grade_id)
         elif meta.get("grade") and is_code:
             waiting_for_tests = None
-            _check_test_cell(cell.source, float(meta.get("points", 0)), index, grade_id, report)
+            points = float(meta.get("points", 0))
+            _check_test_cell(cell.source, points, grader_module(path), index, grade_id, report)
     if waiting_for_tests is not None:
         report(*waiting_for_tests, "solution cell not followed by a graded test cell")
     return problems
 
 
-def _check_test_cell(source: str, points: float, index: int, grade_id: str, report: Any) -> None:
+def _check_test_cell(
+    source: str, points: float, module: str, index: int, grade_id: str, report: Any
+) -> None:
     if points <= 0:
         report(index, grade_id, "graded test cell without points")
     if "### BEGIN HIDDEN TESTS" not in source:
@@ -99,6 +110,13 @@ def _check_test_cell(source: str, points: float, index: int, grade_id: str, repo
         report(index, grade_id, "hidden block does not call grade('<topic>.<item>', obj)")
     elif match[1] not in ITEMS:
         report(index, grade_id, f"hidden block grades unknown item {match[1]!r}")
+    elif match[1].split(".")[0] != module:
+        report(
+            index,
+            grade_id,
+            f"grades {match[1]!r}: this notebook's items are {module}.<item>, "
+            f"defined in autograder/graders/{module}.py",
+        )
     elif not math.isclose(ITEMS[match[1]].points, points):
         report(
             index,

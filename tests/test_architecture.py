@@ -12,6 +12,8 @@ from pathlib import Path
 from .conftest import REPO
 
 PACKAGES = ("autograder", "reference_impl", "coursekit", "coursedata")
+# The first grader's tests predate the one-module-per-notebook layout (issue 15 left it).
+GRADER_TESTS = {"attention": "tests/test_autograder.py"}
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
@@ -45,3 +47,30 @@ def test_an_upward_import_breaks_the_layers(tmp_path: Path) -> None:
     assert "2 kept, 2 broken" in run.stdout, run.stdout[-3000:]
     assert "reference_impl.models.model -> reference_impl.generation" in run.stdout
     assert "coursekit.testing -> reference_impl.models" in run.stdout
+
+
+def test_each_notebook_is_graded_by_the_module_of_its_name() -> None:
+    """source/<part>/[NN_]<name>.ipynb calls grade("<name>.<item>") and nothing else;
+    autograder/graders/<name>.py defines exactly those items."""
+    import re
+
+    import nbformat
+
+    from autograder.graders import ITEMS
+    from autograder.harness import graded_item
+
+    graded: dict[str, set[str]] = {}
+    for path in sorted((REPO / "source").glob("*/*.ipynb")):
+        name = re.sub(r"^\d+_", "", path.stem)
+        nb = nbformat.read(str(path), as_version=4)
+        items = {item for cell in nb.cells if (item := graded_item(cell))}
+        assert items, f"{path.name}: no graded item"
+        assert {i.split(".")[0] for i in items} == {name}, (path.name, sorted(items))
+        assert (REPO / "autograder" / "graders" / f"{name}.py").is_file()
+        tests = GRADER_TESTS.get(name, f"tests/test_grader_{name}.py")
+        assert (REPO / tests).is_file(), f"{path.name}: no grader tests at {tests}"
+        graded[name] = items
+    by_module: dict[str, set[str]] = {}
+    for item_id in ITEMS:
+        by_module.setdefault(item_id.split(".")[0], set()).add(item_id)
+    assert by_module == graded

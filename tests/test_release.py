@@ -136,7 +136,7 @@ def _replace(cell, old: str, new: str) -> None:
 def _authoring_problems(tmp_path: Path, edit) -> list[str]:
     nb = nbformat.read(str(REPO / "source/part2_fundamentals/attention.ipynb"), as_version=4)
     edit(nb.cells, {grade_id(c): c for c in nb.cells})
-    path = tmp_path / "edited.ipynb"
+    path = tmp_path / "attention.ipynb"  # the name decides the grader module
     nbformat.write(nb, str(path))
     return check_notebook(path)
 
@@ -170,8 +170,23 @@ def _authoring_problems(tmp_path: Path, edit) -> list[str]:
             lambda cells, by: cells.remove(by["causal_tests"]),
             "(causal): solution cell not followed by a graded test cell",
         ),
+        (
+            lambda cells, by: (
+                _replace(by["mha_tests"], "attention.MultiHeadAttention", "moe.MoELayer")
+                or by["mha_tests"].metadata["nbgrader"].update(points=4.5)
+            ),
+            "grades 'moe.MoELayer': this notebook's items are attention.<item>",
+        ),
     ],
-    ids=["duplicate-id", "unbalanced", "no-hidden", "points", "unknown-item", "no-tests"],
+    ids=[
+        "duplicate-id",
+        "unbalanced",
+        "no-hidden",
+        "points",
+        "unknown-item",
+        "no-tests",
+        "other-notebook",
+    ],
 )
 def test_authoring_checks_catch_mistakes(tmp_path: Path, edit, message: str) -> None:
     problems = _authoring_problems(tmp_path, edit)

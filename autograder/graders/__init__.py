@@ -1,34 +1,31 @@
-"""One grader module per notebook; ``ITEMS`` maps each graded item's id to its checks."""
+"""One grader module per notebook, named as the notebook (without a leading ``NN_``); each
+defines ``ITEMS``, its graded items' ids (``"<module>.<item>"``) and checks. Modules are
+found by name: a new notebook's grader needs no registration here."""
 
-from autograder.graders import (
-    attention,
-    block,
-    efficient_attention,
-    embeddings,
-    generation,
-    moe,
-    rnn,
-    setup,
-    tokenization,
-    training,
-    vanishing_gradients,
-    vision,
-)
+import pkgutil
+from importlib import import_module
+
 from autograder.graders.base import Item
 
-ITEMS: dict[str, Item] = {
-    **setup.ITEMS,
-    **rnn.ITEMS,
-    **vanishing_gradients.ITEMS,
-    **attention.ITEMS,
-    **embeddings.ITEMS,
-    **block.ITEMS,
-    **efficient_attention.ITEMS,
-    **moe.ITEMS,
-    **vision.ITEMS,
-    **tokenization.ITEMS,
-    **training.ITEMS,
-    **generation.ITEMS,
-}
+NOT_GRADERS = {"base"}
+
+
+def _collect() -> dict[str, Item]:
+    items: dict[str, Item] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name in NOT_GRADERS or info.name.startswith("_"):
+            continue
+        module = import_module(f"{__name__}.{info.name}")
+        for item_id, item in module.ITEMS.items():
+            if not item_id.startswith(f"{info.name}."):
+                raise ValueError(
+                    f"{module.__name__}: item {item_id!r} must start with "
+                    f"{info.name + '.'!r} (the module's name)"
+                )
+            items[item_id] = item
+    return items
+
+
+ITEMS: dict[str, Item] = _collect()
 
 __all__ = ["ITEMS", "Item"]

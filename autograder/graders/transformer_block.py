@@ -425,9 +425,9 @@ GPT_CHECKS = [
 
 
 ITEMS = {
-    "block.LayerNorm": Item("LayerNorm", LAYERNORM_CHECKS),
-    "block.RMSNorm": Item("RMSNorm", RMSNORM_CHECKS),
-    "block.SwiGLU": Item("SwiGLU", SWIGLU_CHECKS),
-    "block.TransformerBlock": Item("TransformerBlock", BLOCK_CHECKS),
-    "block.GPT": Item("GPT", GPT_CHECKS),
+    "transformer_block.LayerNorm": Item("LayerNorm", LAYERNORM_CHECKS),
+    "transformer_block.RMSNorm": Item("RMSNorm", RMSNORM_CHECKS),
+    "transformer_block.SwiGLU": Item("SwiGLU", SWIGLU_CHECKS),
+    "transformer_block.TransformerBlock": Item("TransformerBlock", BLOCK_CHECKS),
+    "transformer_block.GPT": Item("GPT", GPT_CHECKS),
 }

@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.graders.setup import CHECKS, reference_causal_average
+from autograder.graders.setup_and_verification import CHECKS, reference_causal_average
 
 from .conftest import REPO
-from .fixtures.setup_mistakes import AVERAGE_MISTAKES
+from .fixtures.setup_and_verification_mistakes import AVERAGE_MISTAKES
 from .notebook_grading import (  # noqa: F401  (the standard tests, collected here)
     test_answers_score_exactly,
     test_items_are_graded_fairly,
@@ -23,7 +23,12 @@ SOURCE = REPO / "source/part0_setup/00_setup_and_verification.ipynb"
 
 # solution cell -> (its test cell, its item, the cell's points, answers)
 EXERCISES = {
-    "causal_average": ("causal_average_tests", "setup.causal_average", 2.0, AVERAGE_MISTAKES),
+    "causal_average": (
+        "causal_average_tests",
+        "setup_and_verification.causal_average",
+        2.0,
+        AVERAGE_MISTAKES,
+    ),
 }
 
 

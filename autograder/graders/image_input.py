@@ -389,9 +389,9 @@ LOSS_CHECKS = [
 
 
 ITEMS: dict[str, Item] = {
-    "vision.patchify": Item("patchify", PATCHIFY_CHECKS),
-    "vision.PatchEmbedding": Item("PatchEmbedding", EMBED_CHECKS),
-    "vision.EncoderBlock": Item("EncoderBlock", BLOCK_CHECKS),
-    "vision.Projector": Item("Projector", PROJECTOR_CHECKS),
-    "vision.prefix_lm_loss": Item("prefix_lm_loss", LOSS_CHECKS),
+    "image_input.patchify": Item("patchify", PATCHIFY_CHECKS),
+    "image_input.PatchEmbedding": Item("PatchEmbedding", EMBED_CHECKS),
+    "image_input.EncoderBlock": Item("EncoderBlock", BLOCK_CHECKS),
+    "image_input.Projector": Item("Projector", PROJECTOR_CHECKS),
+    "image_input.prefix_lm_loss": Item("prefix_lm_loss", LOSS_CHECKS),
 }

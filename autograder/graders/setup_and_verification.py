@@ -1,8 +1,8 @@
 """Grader of the setup notebook's warm-up (part0_setup): ``causal_average``.
 
 The expected values come from ``reference_impl``'s attention: averaging the past is causal
-attention with equal scores (queries and keys of zeros), tests/test_grader_setup.py checks it
-against a loop and torch's own attention.
+attention with equal scores (queries and keys of zeros);
+tests/test_grader_setup_and_verification.py checks it against a loop and torch's own attention.
 """
 
 from __future__ import annotations
@@ -77,4 +77,4 @@ CHECKS = [
     ),
 ]
 
-ITEMS = {"setup.causal_average": Item("causal_average", CHECKS)}
+ITEMS = {"setup_and_verification.causal_average": Item("causal_average", CHECKS)}

@@ -531,10 +531,10 @@ TRAIN_STEP_CHECKS = [
 
 
 ITEMS: dict[str, Item] = {
-    "training.cross_entropy": Item("cross_entropy", CROSS_ENTROPY_CHECKS),
-    "training.get_batch": Item("get_batch", BATCH_CHECKS),
-    "training.adamw_step": Item("adamw_step", ADAMW_CHECKS),
-    "training.lr_at": Item("lr_at", LR_CHECKS),
-    "training.clip_grad_norm": Item("clip_grad_norm", CLIP_CHECKS),
-    "training.train_step": Item("train_step", TRAIN_STEP_CHECKS),
+    "training_loop.cross_entropy": Item("cross_entropy", CROSS_ENTROPY_CHECKS),
+    "training_loop.get_batch": Item("get_batch", BATCH_CHECKS),
+    "training_loop.adamw_step": Item("adamw_step", ADAMW_CHECKS),
+    "training_loop.lr_at": Item("lr_at", LR_CHECKS),
+    "training_loop.clip_grad_norm": Item("clip_grad_norm", CLIP_CHECKS),
+    "training_loop.train_step": Item("train_step", TRAIN_STEP_CHECKS),
 }

@@ -20,14 +20,14 @@ import torch
 import torch.nn.functional as F
 
 from autograder.checks import Check
-from autograder.graders.block import LAYERNORM_CHECKS, RMSNORM_CHECKS, SWIGLU_CHECKS
+from autograder.graders.transformer_block import LAYERNORM_CHECKS, RMSNORM_CHECKS, SWIGLU_CHECKS
 from autograder.harness import is_student_cell
 from coursekit import assert_close
 from coursekit.notebooks import grade_id
 from reference_impl.models import ModelConfig, MultiHeadAttention
 
 from .conftest import REPO
-from .fixtures.block_mistakes import (
+from .fixtures.transformer_block_mistakes import (
     BLOCK_MISTAKES,
     GPT_MISTAKES,
     LAYERNORM_MISTAKES,
@@ -45,11 +45,11 @@ SOURCE = REPO / "source/part2_fundamentals/transformer_block.ipynb"
 
 # solution cell -> (its test cell, its item, the cell's points, answers)
 EXERCISES = {
-    "layernorm": ("layernorm_tests", "block.LayerNorm", 4.0, LAYERNORM_MISTAKES),
-    "rmsnorm": ("rmsnorm_tests", "block.RMSNorm", 3.0, RMSNORM_MISTAKES),
-    "swiglu": ("swiglu_tests", "block.SwiGLU", 3.0, SWIGLU_MISTAKES),
-    "block": ("block_tests", "block.TransformerBlock", 4.0, BLOCK_MISTAKES),
-    "gpt": ("gpt_tests", "block.GPT", 4.0, GPT_MISTAKES),
+    "layernorm": ("layernorm_tests", "transformer_block.LayerNorm", 4.0, LAYERNORM_MISTAKES),
+    "rmsnorm": ("rmsnorm_tests", "transformer_block.RMSNorm", 3.0, RMSNORM_MISTAKES),
+    "swiglu": ("swiglu_tests", "transformer_block.SwiGLU", 3.0, SWIGLU_MISTAKES),
+    "block": ("block_tests", "transformer_block.TransformerBlock", 4.0, BLOCK_MISTAKES),
+    "gpt": ("gpt_tests", "transformer_block.GPT", 4.0, GPT_MISTAKES),
 }
 BUILDS_ON = {"block": ["rmsnorm", "swiglu"], "gpt": ["rmsnorm", "swiglu", "block"]}
 

@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from autograder.checks import Check
-from autograder.graders.vision import BLOCK_CHECKS, LOSS_CHECKS, PATCHIFY_CHECKS
+from autograder.graders.image_input import BLOCK_CHECKS, LOSS_CHECKS, PATCHIFY_CHECKS
 
 from .conftest import REPO
-from .fixtures.vision_mistakes import (
+from .fixtures.image_input_mistakes import (
     BLOCK_MISTAKES,
     EMBED_MISTAKES,
     LOSS_MISTAKES,
@@ -37,11 +37,11 @@ SOURCE = REPO / "source/part3_innovations/image_input.ipynb"
 
 # solution cell -> (its test cell, its item, the cell's points, answers)
 EXERCISES = {
-    "patchify": ("patchify_tests", "vision.patchify", 3.0, PATCHIFY_MISTAKES),
-    "patch_embedding": ("patch_embedding_tests", "vision.PatchEmbedding", 3.0, EMBED_MISTAKES),
-    "encoder_block": ("encoder_block_tests", "vision.EncoderBlock", 4.0, BLOCK_MISTAKES),
-    "projector": ("projector_tests", "vision.Projector", 3.0, PROJECTOR_MISTAKES),
-    "prefix_lm_loss": ("prefix_lm_loss_tests", "vision.prefix_lm_loss", 3.0, LOSS_MISTAKES),
+    "patchify": ("patchify_tests", "image_input.patchify", 3.0, PATCHIFY_MISTAKES),
+    "patch_embedding": ("patch_embedding_tests", "image_input.PatchEmbedding", 3.0, EMBED_MISTAKES),
+    "encoder_block": ("encoder_block_tests", "image_input.EncoderBlock", 4.0, BLOCK_MISTAKES),
+    "projector": ("projector_tests", "image_input.Projector", 3.0, PROJECTOR_MISTAKES),
+    "prefix_lm_loss": ("prefix_lm_loss_tests", "image_input.prefix_lm_loss", 3.0, LOSS_MISTAKES),
 }
 BUILDS_ON = {"patch_embedding": ["patchify"]}
 

@@ -286,7 +286,11 @@ TOKEN_POSITION_CHECKS = [
 ]
 
 ITEMS = {
-    "embeddings.sinusoidal_positions": Item("sinusoidal_positions", SINUSOIDAL_CHECKS),
-    "embeddings.apply_rope": Item("apply_rope", ROPE_CHECKS),
-    "embeddings.TokenPositionEmbedding": Item("TokenPositionEmbedding", TOKEN_POSITION_CHECKS),
+    "embeddings_and_positions.sinusoidal_positions": Item(
+        "sinusoidal_positions", SINUSOIDAL_CHECKS
+    ),
+    "embeddings_and_positions.apply_rope": Item("apply_rope", ROPE_CHECKS),
+    "embeddings_and_positions.TokenPositionEmbedding": Item(
+        "TokenPositionEmbedding", TOKEN_POSITION_CHECKS
+    ),
 }

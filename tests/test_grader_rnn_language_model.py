@@ -13,10 +13,20 @@ import torch
 from torch import nn
 
 from autograder.checks import Check
-from autograder.graders.rnn import RNN_CELL_CHECKS, RNN_CHECKS, SAMPLE_CHECKS, TBPTT_CHECKS
+from autograder.graders.rnn_language_model import (
+    RNN_CELL_CHECKS,
+    RNN_CHECKS,
+    SAMPLE_CHECKS,
+    TBPTT_CHECKS,
+)
 
 from .conftest import REPO
-from .fixtures.rnn_mistakes import RNN_CELL_MISTAKES, RNN_MISTAKES, SAMPLE_MISTAKES, TBPTT_MISTAKES
+from .fixtures.rnn_language_model_mistakes import (
+    RNN_CELL_MISTAKES,
+    RNN_MISTAKES,
+    SAMPLE_MISTAKES,
+    TBPTT_MISTAKES,
+)
 from .notebook_grading import (  # noqa: F401  (the standard tests, collected here)
     test_answers_score_exactly,
     test_items_are_graded_fairly,
@@ -28,10 +38,10 @@ SOURCE = REPO / "source/part1_evolution/rnn_language_model.ipynb"
 
 # solution cell -> (its test cell, its item, the cell's points, answers)
 EXERCISES = {
-    "rnn_cell": ("rnn_cell_tests", "rnn.rnn_cell", 3.0, RNN_CELL_MISTAKES),
-    "rnn_forward": ("rnn_forward_tests", "rnn.rnn_forward", 3.0, RNN_MISTAKES),
-    "tbptt": ("tbptt_tests", "rnn.tbptt", 3.0, TBPTT_MISTAKES),
-    "sample": ("sample_tests", "rnn.sample", 3.0, SAMPLE_MISTAKES),
+    "rnn_cell": ("rnn_cell_tests", "rnn_language_model.rnn_cell", 3.0, RNN_CELL_MISTAKES),
+    "rnn_forward": ("rnn_forward_tests", "rnn_language_model.rnn_forward", 3.0, RNN_MISTAKES),
+    "tbptt": ("tbptt_tests", "rnn_language_model.tbptt", 3.0, TBPTT_MISTAKES),
+    "sample": ("sample_tests", "rnn_language_model.sample", 3.0, SAMPLE_MISTAKES),
 }
 
 

@@ -17,12 +17,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from autograder.checks import Case, Check
-from autograder.graders.embeddings import ROPE_CHECKS, SINUSOIDAL_CHECKS, TOKEN_POSITION_CHECKS
+from autograder.graders.embeddings_and_positions import (
+    ROPE_CHECKS,
+    SINUSOIDAL_CHECKS,
+    TOKEN_POSITION_CHECKS,
+)
 from coursekit import assert_close
 from reference_impl.models import RotaryEmbedding, apply_rope, rope_tables
 
 from .conftest import REPO
-from .fixtures.embeddings_mistakes import (
+from .fixtures.embeddings_and_positions_mistakes import (
     ROPE_MISTAKES,
     SINUSOIDAL_MISTAKES,
     TOKEN_POSITION_MISTAKES,
@@ -38,14 +42,19 @@ SOURCE = REPO / "source/part2_fundamentals/embeddings_and_positions.ipynb"
 
 # solution cell -> (its test cell, its item, the cell's points, answers)
 EXERCISES = {
-    "sinusoidal": ("sinusoidal_tests", "embeddings.sinusoidal_positions", 4.0, SINUSOIDAL_MISTAKES),
+    "sinusoidal": (
+        "sinusoidal_tests",
+        "embeddings_and_positions.sinusoidal_positions",
+        4.0,
+        SINUSOIDAL_MISTAKES,
+    ),
     "token_position": (
         "token_position_tests",
-        "embeddings.TokenPositionEmbedding",
+        "embeddings_and_positions.TokenPositionEmbedding",
         4.0,
         TOKEN_POSITION_MISTAKES,
     ),
-    "rope": ("rope_tests", "embeddings.apply_rope", 5.0, ROPE_MISTAKES),
+    "rope": ("rope_tests", "embeddings_and_positions.apply_rope", 5.0, ROPE_MISTAKES),
 }
 
 

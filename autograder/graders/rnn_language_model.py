@@ -298,8 +298,8 @@ SAMPLE_CHECKS = [
 
 
 ITEMS: dict[str, Item] = {
-    "rnn.rnn_cell": Item("RNNCell", RNN_CELL_CHECKS),
-    "rnn.rnn_forward": Item("RNN", RNN_CHECKS),
-    "rnn.tbptt": Item("rnn_forward_chunks", TBPTT_CHECKS),
-    "rnn.sample": Item("sample_with_temperature", SAMPLE_CHECKS),
+    "rnn_language_model.rnn_cell": Item("RNNCell", RNN_CELL_CHECKS),
+    "rnn_language_model.rnn_forward": Item("RNN", RNN_CHECKS),
+    "rnn_language_model.tbptt": Item("rnn_forward_chunks", TBPTT_CHECKS),
+    "rnn_language_model.sample": Item("sample_with_temperature", SAMPLE_CHECKS),
 }

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from autograder.checks import Check
-from autograder.graders.training import (
+from autograder.graders.training_loop import (
     ADAMW_CHECKS,
     BATCH_CHECKS,
     CLIP_CHECKS,
@@ -32,7 +32,7 @@ from autograder.harness import grade_notebook
 from coursekit.notebooks import grade_id
 
 from .conftest import REPO
-from .fixtures.training_mistakes import (
+from .fixtures.training_loop_mistakes import (
     ADAMW_MISTAKES,
     CLIP_MISTAKES,
     CROSS_ENTROPY_MISTAKES,
@@ -52,12 +52,17 @@ SOURCE = REPO / "source/part4_training/training_loop.ipynb"
 
 # solution cell -> (its test cell, its item, the cell's points, answers)
 EXERCISES = {
-    "cross_entropy": ("cross_entropy_tests", "training.cross_entropy", 3.0, CROSS_ENTROPY_MISTAKES),
-    "get_batch": ("get_batch_tests", "training.get_batch", 3.0, GET_BATCH_MISTAKES),
-    "adamw_step": ("adamw_step_tests", "training.adamw_step", 4.0, ADAMW_MISTAKES),
-    "lr_at": ("lr_at_tests", "training.lr_at", 4.0, LR_AT_MISTAKES),
-    "clip_grad_norm": ("clip_grad_norm_tests", "training.clip_grad_norm", 3.0, CLIP_MISTAKES),
-    "train_step": ("train_step_tests", "training.train_step", 4.0, TRAIN_STEP_MISTAKES),
+    "cross_entropy": (
+        "cross_entropy_tests",
+        "training_loop.cross_entropy",
+        3.0,
+        CROSS_ENTROPY_MISTAKES,
+    ),
+    "get_batch": ("get_batch_tests", "training_loop.get_batch", 3.0, GET_BATCH_MISTAKES),
+    "adamw_step": ("adamw_step_tests", "training_loop.adamw_step", 4.0, ADAMW_MISTAKES),
+    "lr_at": ("lr_at_tests", "training_loop.lr_at", 4.0, LR_AT_MISTAKES),
+    "clip_grad_norm": ("clip_grad_norm_tests", "training_loop.clip_grad_norm", 3.0, CLIP_MISTAKES),
+    "train_step": ("train_step_tests", "training_loop.train_step", 4.0, TRAIN_STEP_MISTAKES),
 }
 DEPENDS_ON_OTHERS = ("train_step",)  # its source solution calls the other exercises
 
