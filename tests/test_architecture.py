@@ -74,3 +74,9 @@ def test_each_notebook_is_graded_by_the_module_of_its_name() -> None:
     for item_id in ITEMS:
         by_module.setdefault(item_id.split(".")[0], set()).add(item_id)
     assert by_module == graded
+
+
+def test_the_course_order_lists_every_notebook() -> None:
+    from coursekit.progress import ORDER
+
+    assert sorted(ORDER) == sorted(p.stem for p in (REPO / "source").glob("*/*.ipynb"))

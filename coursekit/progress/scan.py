@@ -17,6 +17,7 @@ from coursekit.progress.model import Exercise
 
 #: Course order of the known notebooks within their assignment; others follow by name.
 ORDER = (
+    "00_setup_and_verification",
     "rnn_language_model",
     "vanishing_gradients",
     "attention",
