@@ -1,7 +1,8 @@
 """What every grader test checks of its notebook, in one place.
 
 A grader test module defines ``SOURCE`` (the master notebook), ``EXERCISES`` (solution cell
--> (its test cell, its item, the cell's points, answers)), where answers map a name to
+-> (its test cell, its item, the cell's points, answers), built by :func:`exercises_of` from
+the notebook's nbgrader metadata and the module's answers), where answers map a name to
 (code, exact score, a substring of a failure message or None), and optionally ``BUILDS_ON``
 (solution cell -> the solution cells whose source code its answers need first). The
 ``source_report``, ``graded_run`` and ``exercises`` fixtures (tests/conftest.py) read them,
@@ -21,7 +22,7 @@ import nbformat
 import pytest
 
 from autograder.graders import ITEMS
-from autograder.harness import CellReport, grade_notebook
+from autograder.harness import CellReport, grade_notebook, graded_item
 from autograder.sandbox import Limits
 from coursekit.notebooks import grade_id, nbgrader_meta
 
@@ -37,6 +38,24 @@ def failed(cell: CellReport) -> dict[str, str]:
 
 def grade_cells(path: Path) -> Reports:
     return {c.grade_id: c for c in grade_notebook(path, LIMITS).cells}
+
+
+def exercises_of(source: Path, answers: dict[str, Answers]) -> Exercises:
+    """Each exercise of the notebook (a solution code cell) -> (the graded test cell after it,
+    the item that cell grades, its points, ``answers[solution cell]``), read from the notebook;
+    every exercise needs answers."""
+    nb = nbformat.read(str(source), as_version=4)
+    table: Exercises = {}
+    solution: str | None = None
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if meta.get("solution") and cell.cell_type == "code":
+            solution = grade_id(cell)
+        elif solution is not None and (item := graded_item(cell)):
+            table[solution] = (str(grade_id(cell)), item, float(meta["points"]), {})
+            solution = None
+    assert set(answers) == set(table), f"answers for {sorted(answers)}, exercises {sorted(table)}"
+    return {cell: (*table[cell][:3], answers[cell]) for cell in table}
 
 
 def answer_ids(exercises: Exercises) -> list[tuple[str, str]]:

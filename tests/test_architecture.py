@@ -80,3 +80,27 @@ def test_the_course_order_lists_every_notebook() -> None:
     from coursekit.progress import ORDER
 
     assert sorted(ORDER) == sorted(p.stem for p in (REPO / "source").glob("*/*.ipynb"))
+
+
+def test_a_grader_test_module_must_give_answers_for_every_exercise() -> None:
+    import pytest
+
+    from .notebook_grading import exercises_of
+
+    source = REPO / "source/part3_innovations/moe.ipynb"
+    table = exercises_of(
+        source,
+        {
+            c: {}
+            for c in (
+                "router_top_k",
+                "gating_weights",
+                "load_balancing_loss",
+                "capacity_dispatch",
+                "moe_layer",
+            )
+        },
+    )
+    assert table["moe_layer"][:3] == ("moe_layer_tests", "moe.MoELayer", 4.5)
+    with pytest.raises(AssertionError, match="answers for"):
+        exercises_of(source, {"router_top_k": {}})

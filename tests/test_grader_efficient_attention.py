@@ -29,6 +29,7 @@ from .fixtures.efficient_attention_mistakes import (
     WINDOW_MISTAKES,
 )
 from .notebook_grading import (  # noqa: F401  (the standard tests, collected here)
+    exercises_of,
     test_answers_score_exactly,
     test_items_are_graded_fairly,
     test_source_notebook_gets_full_marks,
@@ -37,28 +38,16 @@ from .notebook_grading import (  # noqa: F401  (the standard tests, collected he
 
 SOURCE = REPO / "source/part3_innovations/efficient_attention.ipynb"
 
-# solution cell -> (its test cell, its item, the cell's points, answers)
-EXERCISES = {
-    "online_softmax": (
-        "online_softmax_tests",
-        "efficient_attention.online_softmax",
-        3.0,
-        ONLINE_SOFTMAX_MISTAKES,
-    ),
-    "tiled_attention": (
-        "tiled_attention_tests",
-        "efficient_attention.tiled_attention",
-        4.0,
-        TILED_MISTAKES,
-    ),
-    "sliding_window_mask": (
-        "sliding_window_mask_tests",
-        "efficient_attention.sliding_window_mask",
-        3.0,
-        WINDOW_MISTAKES,
-    ),
-    "repeat_kv": ("repeat_kv_tests", "efficient_attention.repeat_kv", 3.0, REPEAT_KV_MISTAKES),
-}
+# solution cell -> its answers; test cell, item and points come from the notebook
+EXERCISES = exercises_of(
+    SOURCE,
+    {
+        "online_softmax": ONLINE_SOFTMAX_MISTAKES,
+        "tiled_attention": TILED_MISTAKES,
+        "sliding_window_mask": WINDOW_MISTAKES,
+        "repeat_kv": REPEAT_KV_MISTAKES,
+    },
+)
 
 
 # --- the grader's expected values against independent peers ---------------------------------

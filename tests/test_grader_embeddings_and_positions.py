@@ -32,6 +32,7 @@ from .fixtures.embeddings_and_positions_mistakes import (
     TOKEN_POSITION_MISTAKES,
 )
 from .notebook_grading import (  # noqa: F401  (the standard tests, collected here)
+    exercises_of,
     test_answers_score_exactly,
     test_items_are_graded_fairly,
     test_source_notebook_gets_full_marks,
@@ -40,22 +41,15 @@ from .notebook_grading import (  # noqa: F401  (the standard tests, collected he
 
 SOURCE = REPO / "source/part2_fundamentals/embeddings_and_positions.ipynb"
 
-# solution cell -> (its test cell, its item, the cell's points, answers)
-EXERCISES = {
-    "sinusoidal": (
-        "sinusoidal_tests",
-        "embeddings_and_positions.sinusoidal_positions",
-        4.0,
-        SINUSOIDAL_MISTAKES,
-    ),
-    "token_position": (
-        "token_position_tests",
-        "embeddings_and_positions.TokenPositionEmbedding",
-        4.0,
-        TOKEN_POSITION_MISTAKES,
-    ),
-    "rope": ("rope_tests", "embeddings_and_positions.apply_rope", 5.0, ROPE_MISTAKES),
-}
+# solution cell -> its answers; test cell, item and points come from the notebook
+EXERCISES = exercises_of(
+    SOURCE,
+    {
+        "sinusoidal": SINUSOIDAL_MISTAKES,
+        "token_position": TOKEN_POSITION_MISTAKES,
+        "rope": ROPE_MISTAKES,
+    },
+)
 
 
 # --- the grader's expected values against independent peers ---------------------------------

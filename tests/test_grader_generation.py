@@ -37,6 +37,7 @@ from .fixtures.generation_mistakes import (
     TOP_P_MISTAKES,
 )
 from .notebook_grading import (  # noqa: F401  (the standard tests, collected here)
+    exercises_of,
     test_answers_score_exactly,
     test_items_are_graded_fairly,
     test_source_notebook_gets_full_marks,
@@ -45,19 +46,17 @@ from .notebook_grading import (  # noqa: F401  (the standard tests, collected he
 
 SOURCE = REPO / "source/part4_training/generation.ipynb"
 
-# solution cell -> (its test cell, its item, the cell's points, answers)
-EXERCISES = {
-    "sample_next": ("sample_next_tests", "generation.sample_next", 3.0, SAMPLE_MISTAKES),
-    "top_k_filter": ("top_k_filter_tests", "generation.top_k_filter", 3.0, TOP_K_MISTAKES),
-    "top_p_filter": ("top_p_filter_tests", "generation.top_p_filter", 3.0, TOP_P_MISTAKES),
-    "beam_search": ("beam_search_tests", "generation.beam_search", 4.0, BEAM_MISTAKES),
-    "cached_attention": (
-        "cached_attention_tests",
-        "generation.cached_attention",
-        4.0,
-        CACHE_MISTAKES,
-    ),
-}
+# solution cell -> its answers; test cell, item and points come from the notebook
+EXERCISES = exercises_of(
+    SOURCE,
+    {
+        "sample_next": SAMPLE_MISTAKES,
+        "top_k_filter": TOP_K_MISTAKES,
+        "top_p_filter": TOP_P_MISTAKES,
+        "beam_search": BEAM_MISTAKES,
+        "cached_attention": CACHE_MISTAKES,
+    },
+)
 
 
 # --- the grader's expected values against independent peers ---------------------------------

@@ -27,6 +27,7 @@ from .fixtures.image_input_mistakes import (
     PROJECTOR_MISTAKES,
 )
 from .notebook_grading import (  # noqa: F401  (the standard tests, collected here)
+    exercises_of,
     test_answers_score_exactly,
     test_items_are_graded_fairly,
     test_source_notebook_gets_full_marks,
@@ -35,14 +36,17 @@ from .notebook_grading import (  # noqa: F401  (the standard tests, collected he
 
 SOURCE = REPO / "source/part3_innovations/image_input.ipynb"
 
-# solution cell -> (its test cell, its item, the cell's points, answers)
-EXERCISES = {
-    "patchify": ("patchify_tests", "image_input.patchify", 3.0, PATCHIFY_MISTAKES),
-    "patch_embedding": ("patch_embedding_tests", "image_input.PatchEmbedding", 3.0, EMBED_MISTAKES),
-    "encoder_block": ("encoder_block_tests", "image_input.EncoderBlock", 4.0, BLOCK_MISTAKES),
-    "projector": ("projector_tests", "image_input.Projector", 3.0, PROJECTOR_MISTAKES),
-    "prefix_lm_loss": ("prefix_lm_loss_tests", "image_input.prefix_lm_loss", 3.0, LOSS_MISTAKES),
-}
+# solution cell -> its answers; test cell, item and points come from the notebook
+EXERCISES = exercises_of(
+    SOURCE,
+    {
+        "patchify": PATCHIFY_MISTAKES,
+        "patch_embedding": EMBED_MISTAKES,
+        "encoder_block": BLOCK_MISTAKES,
+        "projector": PROJECTOR_MISTAKES,
+        "prefix_lm_loss": LOSS_MISTAKES,
+    },
+)
 BUILDS_ON = {"patch_embedding": ["patchify"]}
 
 

@@ -25,6 +25,7 @@ from .fixtures.moe_mistakes import (
     ROUTER_MISTAKES,
 )
 from .notebook_grading import (  # noqa: F401  (the standard tests, collected here)
+    exercises_of,
     test_answers_score_exactly,
     test_items_are_graded_fairly,
     test_source_notebook_gets_full_marks,
@@ -33,24 +34,17 @@ from .notebook_grading import (  # noqa: F401  (the standard tests, collected he
 
 SOURCE = REPO / "source/part3_innovations/moe.ipynb"
 
-# solution cell -> (its test cell, its item, the cell's points, answers)
-EXERCISES = {
-    "router_top_k": ("router_top_k_tests", "moe.router_top_k", 3.0, ROUTER_MISTAKES),
-    "gating_weights": ("gating_weights_tests", "moe.gating_weights", 3.0, GATING_MISTAKES),
-    "load_balancing_loss": (
-        "load_balancing_loss_tests",
-        "moe.load_balancing_loss",
-        3.0,
-        LB_MISTAKES,
-    ),
-    "capacity_dispatch": (
-        "capacity_dispatch_tests",
-        "moe.capacity_dispatch",
-        3.0,
-        CAPACITY_MISTAKES,
-    ),
-    "moe_layer": ("moe_layer_tests", "moe.MoELayer", 4.5, LAYER_MISTAKES),
-}
+# solution cell -> its answers; test cell, item and points come from the notebook
+EXERCISES = exercises_of(
+    SOURCE,
+    {
+        "router_top_k": ROUTER_MISTAKES,
+        "gating_weights": GATING_MISTAKES,
+        "load_balancing_loss": LB_MISTAKES,
+        "capacity_dispatch": CAPACITY_MISTAKES,
+        "moe_layer": LAYER_MISTAKES,
+    },
+)
 
 
 # --- the grader's expected values against independent peers ---------------------------------

@@ -28,6 +28,7 @@ from .fixtures.rnn_language_model_mistakes import (
     TBPTT_MISTAKES,
 )
 from .notebook_grading import (  # noqa: F401  (the standard tests, collected here)
+    exercises_of,
     test_answers_score_exactly,
     test_items_are_graded_fairly,
     test_source_notebook_gets_full_marks,
@@ -36,13 +37,16 @@ from .notebook_grading import (  # noqa: F401  (the standard tests, collected he
 
 SOURCE = REPO / "source/part1_evolution/rnn_language_model.ipynb"
 
-# solution cell -> (its test cell, its item, the cell's points, answers)
-EXERCISES = {
-    "rnn_cell": ("rnn_cell_tests", "rnn_language_model.rnn_cell", 3.0, RNN_CELL_MISTAKES),
-    "rnn_forward": ("rnn_forward_tests", "rnn_language_model.rnn_forward", 3.0, RNN_MISTAKES),
-    "tbptt": ("tbptt_tests", "rnn_language_model.tbptt", 3.0, TBPTT_MISTAKES),
-    "sample": ("sample_tests", "rnn_language_model.sample", 3.0, SAMPLE_MISTAKES),
-}
+# solution cell -> its answers; test cell, item and points come from the notebook
+EXERCISES = exercises_of(
+    SOURCE,
+    {
+        "rnn_cell": RNN_CELL_MISTAKES,
+        "rnn_forward": RNN_MISTAKES,
+        "tbptt": TBPTT_MISTAKES,
+        "sample": SAMPLE_MISTAKES,
+    },
+)
 
 
 # --- the grader's expected values against torch's modules ----------------------------------

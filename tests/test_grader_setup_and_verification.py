@@ -13,6 +13,7 @@ from autograder.graders.setup_and_verification import CHECKS, reference_causal_a
 from .conftest import REPO
 from .fixtures.setup_and_verification_mistakes import AVERAGE_MISTAKES
 from .notebook_grading import (  # noqa: F401  (the standard tests, collected here)
+    exercises_of,
     test_answers_score_exactly,
     test_items_are_graded_fairly,
     test_source_notebook_gets_full_marks,
@@ -21,15 +22,13 @@ from .notebook_grading import (  # noqa: F401  (the standard tests, collected he
 
 SOURCE = REPO / "source/part0_setup/00_setup_and_verification.ipynb"
 
-# solution cell -> (its test cell, its item, the cell's points, answers)
-EXERCISES = {
-    "causal_average": (
-        "causal_average_tests",
-        "setup_and_verification.causal_average",
-        2.0,
-        AVERAGE_MISTAKES,
-    ),
-}
+# solution cell -> its answers; test cell, item and points come from the notebook
+EXERCISES = exercises_of(
+    SOURCE,
+    {
+        "causal_average": AVERAGE_MISTAKES,
+    },
+)
 
 
 @pytest.mark.parametrize("shape", [(2, 5, 3), (1, 1, 4), (3, 2, 9, 2)])

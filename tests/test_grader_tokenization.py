@@ -36,6 +36,7 @@ from .fixtures.tokenization_mistakes import (
     TRAIN_MISTAKES,
 )
 from .notebook_grading import (  # noqa: F401  (the standard tests, collected here)
+    exercises_of,
     test_answers_score_exactly,
     test_items_are_graded_fairly,
     test_source_notebook_gets_full_marks,
@@ -44,20 +45,18 @@ from .notebook_grading import (  # noqa: F401  (the standard tests, collected he
 
 SOURCE = REPO / "source/part4_training/tokenization.ipynb"
 
-# solution cell -> (its test cell, its item, the cell's points, answers)
-EXERCISES = {
-    "count_pairs": ("count_pairs_tests", "tokenization.count_pairs", 3.0, COUNT_PAIRS_MISTAKES),
-    "merge": ("merge_tests", "tokenization.merge", 3.0, MERGE_MISTAKES),
-    "split_special": (
-        "split_special_tests",
-        "tokenization.split_special_tokens",
-        3.0,
-        SPLIT_MISTAKES,
-    ),
-    "train_bpe": ("train_bpe_tests", "tokenization.train_bpe", 4.0, TRAIN_MISTAKES),
-    "encode": ("encode_tests", "tokenization.encode", 4.0, ENCODE_MISTAKES),
-    "decode": ("decode_tests", "tokenization.decode", 3.0, DECODE_MISTAKES),
-}
+# solution cell -> its answers; test cell, item and points come from the notebook
+EXERCISES = exercises_of(
+    SOURCE,
+    {
+        "count_pairs": COUNT_PAIRS_MISTAKES,
+        "merge": MERGE_MISTAKES,
+        "split_special": SPLIT_MISTAKES,
+        "train_bpe": TRAIN_MISTAKES,
+        "encode": ENCODE_MISTAKES,
+        "decode": DECODE_MISTAKES,
+    },
+)
 
 
 # --- the grader's expected values against independent peers ---------------------------------

@@ -42,6 +42,7 @@ from .fixtures.training_loop_mistakes import (
 )
 from .notebook_grading import (  # noqa: F401  (the standard tests, collected here)
     LIMITS,
+    exercises_of,
     test_answers_score_exactly,
     test_items_are_graded_fairly,
     test_source_notebook_gets_full_marks,
@@ -50,20 +51,18 @@ from .notebook_grading import (  # noqa: F401  (the standard tests, collected he
 
 SOURCE = REPO / "source/part4_training/training_loop.ipynb"
 
-# solution cell -> (its test cell, its item, the cell's points, answers)
-EXERCISES = {
-    "cross_entropy": (
-        "cross_entropy_tests",
-        "training_loop.cross_entropy",
-        3.0,
-        CROSS_ENTROPY_MISTAKES,
-    ),
-    "get_batch": ("get_batch_tests", "training_loop.get_batch", 3.0, GET_BATCH_MISTAKES),
-    "adamw_step": ("adamw_step_tests", "training_loop.adamw_step", 4.0, ADAMW_MISTAKES),
-    "lr_at": ("lr_at_tests", "training_loop.lr_at", 4.0, LR_AT_MISTAKES),
-    "clip_grad_norm": ("clip_grad_norm_tests", "training_loop.clip_grad_norm", 3.0, CLIP_MISTAKES),
-    "train_step": ("train_step_tests", "training_loop.train_step", 4.0, TRAIN_STEP_MISTAKES),
-}
+# solution cell -> its answers; test cell, item and points come from the notebook
+EXERCISES = exercises_of(
+    SOURCE,
+    {
+        "cross_entropy": CROSS_ENTROPY_MISTAKES,
+        "get_batch": GET_BATCH_MISTAKES,
+        "adamw_step": ADAMW_MISTAKES,
+        "lr_at": LR_AT_MISTAKES,
+        "clip_grad_norm": CLIP_MISTAKES,
+        "train_step": TRAIN_STEP_MISTAKES,
+    },
+)
 DEPENDS_ON_OTHERS = ("train_step",)  # its source solution calls the other exercises
 
 

@@ -35,6 +35,7 @@ from .fixtures.transformer_block_mistakes import (
     SWIGLU_MISTAKES,
 )
 from .notebook_grading import (  # noqa: F401  (the standard tests, collected here)
+    exercises_of,
     test_answers_score_exactly,
     test_items_are_graded_fairly,
     test_source_notebook_gets_full_marks,
@@ -43,14 +44,17 @@ from .notebook_grading import (  # noqa: F401  (the standard tests, collected he
 
 SOURCE = REPO / "source/part2_fundamentals/transformer_block.ipynb"
 
-# solution cell -> (its test cell, its item, the cell's points, answers)
-EXERCISES = {
-    "layernorm": ("layernorm_tests", "transformer_block.LayerNorm", 4.0, LAYERNORM_MISTAKES),
-    "rmsnorm": ("rmsnorm_tests", "transformer_block.RMSNorm", 3.0, RMSNORM_MISTAKES),
-    "swiglu": ("swiglu_tests", "transformer_block.SwiGLU", 3.0, SWIGLU_MISTAKES),
-    "block": ("block_tests", "transformer_block.TransformerBlock", 4.0, BLOCK_MISTAKES),
-    "gpt": ("gpt_tests", "transformer_block.GPT", 4.0, GPT_MISTAKES),
-}
+# solution cell -> its answers; test cell, item and points come from the notebook
+EXERCISES = exercises_of(
+    SOURCE,
+    {
+        "layernorm": LAYERNORM_MISTAKES,
+        "rmsnorm": RMSNORM_MISTAKES,
+        "swiglu": SWIGLU_MISTAKES,
+        "block": BLOCK_MISTAKES,
+        "gpt": GPT_MISTAKES,
+    },
+)
 BUILDS_ON = {"block": ["rmsnorm", "swiglu"], "gpt": ["rmsnorm", "swiglu", "block"]}
 
 

@@ -29,6 +29,7 @@ from .fixtures.vanishing_gradients_mistakes import (
     RECALL_MISTAKES,
 )
 from .notebook_grading import (  # noqa: F401  (the standard tests, collected here)
+    exercises_of,
     test_answers_score_exactly,
     test_items_are_graded_fairly,
     test_source_notebook_gets_full_marks,
@@ -37,13 +38,16 @@ from .notebook_grading import (  # noqa: F401  (the standard tests, collected he
 
 SOURCE = REPO / "source/part1_evolution/vanishing_gradients.ipynb"
 
-# solution cell -> (its test cell, its item, the cell's points, answers)
-EXERCISES = {
-    "grad_norms": ("grad_norms_tests", "vanishing_gradients.grad_norms", 3.0, NORMS_MISTAKES),
-    "lstm_cell": ("lstm_cell_tests", "vanishing_gradients.lstm_cell", 3.0, LSTM_MISTAKES),
-    "recall_task": ("recall_task_tests", "vanishing_gradients.recall_task", 3.0, RECALL_MISTAKES),
-    "accuracy": ("accuracy_tests", "vanishing_gradients.accuracy", 3.0, ACCURACY_MISTAKES),
-}
+# solution cell -> its answers; test cell, item and points come from the notebook
+EXERCISES = exercises_of(
+    SOURCE,
+    {
+        "grad_norms": NORMS_MISTAKES,
+        "lstm_cell": LSTM_MISTAKES,
+        "recall_task": RECALL_MISTAKES,
+        "accuracy": ACCURACY_MISTAKES,
+    },
+)
 
 
 # --- the grader's expected values against independent peers ---------------------------------
