@@ -14,13 +14,11 @@ import contextlib
 import csv
 import io
 import json
-import os
 import re
 import shlex
 import shutil
 import sqlite3
 import subprocess
-import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +30,10 @@ from autograder import submissions
 from coursekit.notebooks import grade_id, nbgrader_meta
 
 from .conftest import REPO
+from .nbgrader_cli import nbgrader_env
 
 DOC = REPO / "docs" / "instructors.md"
 ASSIGNMENT = "part0_setup"
-BIN = Path(sys.executable).parent
 # Blocks of the page that this test does not run, and why.
 NOT_RUN = {
     "autograde-parallel": "tests/test_nbgrader_e2e.py grades a class with autograde_class",
@@ -77,7 +75,7 @@ class Course:
         exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items())
         cwd = self.homes / student if name.startswith("student-") and student else self.root
         cwd.mkdir(parents=True, exist_ok=True)
-        env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "GW_FAST": "1"}
+        env = nbgrader_env(GW_FAST="1")
         if cwd != self.root:
             env["HOME"] = str(cwd)  # the student's nbgrader cache and config
         result = subprocess.run(

@@ -19,24 +19,9 @@ from coursekit.notebooks import grade_id
 
 from .conftest import REPO
 from .fixtures.attention_class import CLASS, CORRUPTED, DELETE
+from .nbgrader_cli import nbgrader
 
 ASSIGNMENT, NOTEBOOK = "part2_fundamentals", "attention"
-BIN = Path(sys.executable).parent
-
-
-def nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "GW_FAST": "1"}
-    result = subprocess.run(
-        [str(BIN / "nbgrader"), *args],
-        cwd=course,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"nbgrader {' '.join(args)} failed:\n{result.stderr[-3000:]}")
-    return result
 
 
 def submit(course: Path, student: str, solutions: dict[str, str], tamper: dict[str, str]) -> None:

@@ -3,10 +3,7 @@ generated release notebooks, get full marks on every autograded cell."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -16,23 +13,10 @@ from nbgrader.api import Gradebook
 from coursekit.notebooks import grade_id, nbgrader_meta
 
 from .conftest import REPO
+from .nbgrader_cli import nbgrader
 
-BIN = Path(sys.executable).parent
 ASSIGNMENTS = sorted(p.name for p in (REPO / "source").iterdir() if p.is_dir())
 STUDENT = "model_student"
-
-
-def nbgrader(course: Path, *args: str) -> None:
-    env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "GW_FAST": "1"}
-    result = subprocess.run(
-        [str(BIN / "nbgrader"), *args],
-        cwd=course,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    assert result.returncode == 0, f"nbgrader {' '.join(args)}:\n{result.stderr[-3000:]}"
 
 
 def submit_solutions(course: Path, assignment: str) -> None:

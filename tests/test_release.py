@@ -3,10 +3,8 @@ source/ passes the authoring checks, which catch what they promise to."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -16,21 +14,17 @@ from autograder.authoring import check_notebook
 from coursekit.notebooks import grade_id, nbgrader_meta
 
 from .conftest import REPO
+from .nbgrader_cli import BIN, nbgrader_env
 
 SOURCES = sorted((REPO / "source").rglob("*.ipynb"))
 RELEASES = sorted((REPO / "release").rglob("*.ipynb"))
 ASSIGNMENTS = sorted(p.name for p in (REPO / "source").iterdir() if p.is_dir())
 
 
-def nbgrader_env() -> dict[str, str]:
-    bin_dir = str(Path(sys.executable).parent)  # nbgrader and alembic live beside python
-    return os.environ | {"PATH": bin_dir + os.pathsep + os.environ["PATH"]}
-
-
 def generate(release_dir: Path, assignment: str) -> None:
     subprocess.run(
         [
-            str(Path(sys.executable).parent / "nbgrader"),
+            str(BIN / "nbgrader"),
             "generate_assignment",
             assignment,
             "--force",
