@@ -62,7 +62,7 @@ def run(script: str, *args: str, stdin: str | None = None) -> subprocess.Complet
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
     )
 
 

@@ -103,7 +103,7 @@ def test_download_data_without_network_exits_2_with_a_message(tmp_path: Path) ->
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         env={"PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"},
     )
     assert out.returncode == 2, out.stderr
@@ -123,7 +123,7 @@ def test_download_data_builtin_writes_token_files(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr
     ids, meta = open_token_file(tmp_path / "builtin-tiny-bytes" / "train.bin", vocab_size=256)

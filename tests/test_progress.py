@@ -131,7 +131,7 @@ def test_untouched_release_is_not_started_and_runs_nothing(
         [sys.executable, "-m", "coursekit.progress", "--root", str(root), "--json"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         check=True,
     )
     assert cli.stderr == ""  # nothing was run, and no warning

@@ -95,7 +95,7 @@ def test_command_line() -> None:
         [sys.executable, "-m", "coursekit.setup_checks"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         env={"GW_FAST": "1", "PATH": "/usr/bin"},
     )
     assert out.returncode == 0, out.stdout + out.stderr

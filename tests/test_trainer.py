@@ -207,7 +207,7 @@ def test_ddp_with_gloo_on_two_processes(data_dir, tmp_path) -> None:  # type: ig
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
         env=os.environ | {"OMP_NUM_THREADS": "1"},
     )
     assert out.returncode == 0, out.stderr[-3000:]
@@ -224,7 +224,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
     )
 
 
