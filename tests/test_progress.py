@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from coursekit import progress
-from coursekit.progress import FAIL, NOT_RUN, NOT_STARTED, PASS, CourseProgress
+from coursekit.progress import FAIL, NOT_RUN, NOT_STARTED, PASS, CourseProgress, cache, scan
+from coursekit.progress import run as runner
 
 from .conftest import REPO
 
@@ -104,7 +105,7 @@ def test_untouched_release_is_not_started_and_runs_nothing(
     ]
     root = copy_release(tmp_path, *names)
     shutil.copy(root / names[0], root / "part4_training" / "a_extra.ipynb")  # unknown: last
-    monkeypatch.setattr(progress, "_execute", no_execution)
+    monkeypatch.setattr(runner, "_execute", no_execution)
     course = progress.course_progress(root)
     order = [f"{nb.assignment}/{nb.notebook}" for nb in course.notebooks]
     assert order == [
@@ -171,10 +172,10 @@ def worked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         runs.append(path)
         return real(path, timeout)
 
-    real = progress._execute
+    real = runner._execute
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GW_PROGRESS_CACHE", str(home / "cache.json"))
-        mp.setattr(progress, "_execute", counted)
+        mp.setattr(runner, "_execute", counted)
         course = progress.course_progress(root)
         yield {
             "root": root,
@@ -219,7 +220,7 @@ def test_a_second_look_comes_from_the_cache(
     worked: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GW_PROGRESS_CACHE", str(worked["cache"]))
-    monkeypatch.setattr(progress, "_execute", no_execution)
+    monkeypatch.setattr(runner, "_execute", no_execution)
     again = progress.course_progress(worked["root"])
     assert statuses(again) == statuses(worked["course"])
     assert [nb.checked for nb in again.notebooks] == ["", "cache"]
@@ -233,7 +234,7 @@ def test_command_line_and_notebook_views(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("GW_PROGRESS_CACHE", str(worked["cache"]))
-    monkeypatch.setattr(progress, "_execute", no_execution)
+    monkeypatch.setattr(runner, "_execute", no_execution)
     assert progress.main(["--root", str(worked["root"]), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["passing_points"] == 3 and data["next"]["exercise"] == "gating_weights"
@@ -308,7 +309,7 @@ def test_nothing_runs_inside_a_copy_being_checked(
     """A ``show_progress()`` cell in a notebook must not start checks of its own."""
     root = copy_release(tmp_path, MOE)
     edit(root / MOE, {"router_top_k": solution(MOE, "router_top_k")})
-    monkeypatch.setattr(progress, "_execute", no_execution)
+    monkeypatch.setattr(runner, "_execute", no_execution)
     monkeypatch.setenv(progress.RUNNING, "1")
     rows = statuses(progress.course_progress(root))
     assert rows["router_top_k"] == (NOT_RUN, "not executed (no result cached for this code)")
@@ -322,7 +323,7 @@ def test_checksum_is_nbgraders() -> None:
     cells = [c for c in nb.cells if "checksum" in c.metadata.get("nbgrader", {})]
     assert len(cells) > 10
     for cell in cells:
-        assert progress._checksum(cell) == compute_checksum(cell) == cell.metadata.nbgrader.checksum
+        assert scan._checksum(cell) == compute_checksum(cell) == cell.metadata.nbgrader.checksum
 
 
 def test_error_lines_say_what_failed() -> None:
@@ -347,18 +348,18 @@ def test_error_lines_say_what_failed() -> None:
         ({"ename": "ValueError", "evalue": "first\nsecond " + "x" * 300}, "ValueError: first"),
     ]
     for output, line in cases:
-        assert progress._error_line(output) == line
-    assert len(progress._error_line({"ename": "E", "evalue": "y" * 500})) == 200
+        assert runner._error_line(output) == line
+    assert len(runner._error_line({"ename": "E", "evalue": "y" * 500})) == 200
 
 
 def test_a_changed_environment_is_not_served_from_the_cache(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cells = [{"cell_type": "code", "source": "x = 1", "metadata": {}}]
-    before = progress._key(cells, 60.0)
-    assert progress._key(cells, 60.0) == before
-    env = progress._environment()
+    before = cache._key(cells, 60.0)
+    assert cache._key(cells, 60.0) == before
+    env = cache._environment()
     assert any(e.startswith("torch==") for e in env), env
     other = [("torch==0.0.1" if e.startswith("torch==") else e) for e in env]
-    monkeypatch.setattr(progress, "_environment", lambda: other)
-    assert progress._key(cells, 60.0) != before
+    monkeypatch.setattr(cache, "_environment", lambda: other)
+    assert cache._key(cells, 60.0) != before

@@ -13,13 +13,8 @@ grade, are neither used nor revealed. Results are cached by the code of the note
 # One job per module: model (what a report holds), scan (finding and reading the notebooks),
 # run (running a copy), cache (the results cache), course (checking the course), render (text,
 # HTML, chart), show (show_progress, for a notebook), cli (the command line).
-#
-# The tests patch ``_execute`` and ``_environment`` on this package: course.py and cache.py look
-# them up here at call time, so that such a patch reaches them.
 
 from coursekit.progress.cache import CACHE_ENTRIES, CACHE_VERSION, cache_path
-from coursekit.progress.cache import _environment as _environment
-from coursekit.progress.cache import _key as _key
 from coursekit.progress.cli import main
 from coursekit.progress.course import course_progress
 from coursekit.progress.model import (
@@ -34,10 +29,7 @@ from coursekit.progress.model import (
 )
 from coursekit.progress.render import chart
 from coursekit.progress.run import RUNNING
-from coursekit.progress.run import _error_line as _error_line
-from coursekit.progress.run import _execute as _execute
 from coursekit.progress.scan import ORDER, find_release, notebooks
-from coursekit.progress.scan import _checksum as _checksum
 from coursekit.progress.show import show_progress
 
 __all__ = [

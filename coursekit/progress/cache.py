@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import coursekit.progress as _package
 from coursekit.progress.scan import _source
 
 CACHE_VERSION = 1
@@ -65,7 +64,5 @@ def _environment() -> list[str]:
 
 def _key(cells: list[dict[str, Any]], timeout: float) -> str:
     code = [_source(c) for c in cells if c.get("cell_type") == "code"]
-    # _environment is looked up on the package, so that patching
-    # coursekit.progress._environment (as the tests do) reaches this call
-    key = [CACHE_VERSION, timeout, _package._environment(), code]
+    key = [CACHE_VERSION, timeout, _environment(), code]
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import coursekit.progress as _package
+import coursekit.progress.run as runner
 from coursekit.progress.cache import _key, _load_cache, _save_cache
 from coursekit.progress.model import CourseProgress, NotebookProgress
 from coursekit.progress.run import RUNNING, _Run, _status
@@ -56,9 +56,7 @@ def _notebook_progress(
         elif execute:
             log(f"running a copy of {nb.assignment}/{path.name} ...")
             try:
-                # looked up on the package, so that patching coursekit.progress._execute (as
-                # the tests do) reaches this call
-                run = _package._execute(path, timeout)
+                run = runner._execute(path, timeout)
             except Exception as e:  # e.g. a notebook that nbformat cannot read
                 nb.problem = f"could not be run: {type(e).__name__}: {str(e).splitlines()[0]}"
                 run = _Run(stopped="the notebook could not be run", cacheable=False)
