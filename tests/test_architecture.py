@@ -12,8 +12,6 @@ from pathlib import Path
 from .conftest import REPO
 
 PACKAGES = ("autograder", "reference_impl", "coursekit", "coursedata")
-# The first grader's tests predate the one-module-per-notebook layout (issue 15 left it).
-GRADER_TESTS = {"attention": "tests/test_autograder.py"}
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
@@ -67,8 +65,8 @@ def test_each_notebook_is_graded_by_the_module_of_its_name() -> None:
         assert items, f"{path.name}: no graded item"
         assert {i.split(".")[0] for i in items} == {name}, (path.name, sorted(items))
         assert (REPO / "autograder" / "graders" / f"{name}.py").is_file()
-        tests = GRADER_TESTS.get(name, f"tests/test_grader_{name}.py")
-        assert (REPO / tests).is_file(), f"{path.name}: no grader tests at {tests}"
+        tests = REPO / "tests" / f"test_grader_{name}.py"
+        assert tests.is_file(), f"{path.name}: no grader tests at {tests}"
         graded[name] = items
     by_module: dict[str, set[str]] = {}
     for item_id in ITEMS:

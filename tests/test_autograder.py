@@ -15,10 +15,8 @@ import torch
 from autograder.graders import ITEMS
 from autograder.harness import grade_notebook
 from autograder.sandbox import Limits
-from coursekit.notebooks import grade_id
 
 from .conftest import REPO
-from .fixtures.attention_class import MHA_MISTAKES
 from .fixtures.attention_submissions import SETUP, SUBMISSIONS
 
 LIMITS = Limits(step_timeout=8.0, memory_bytes=3 << 30)
@@ -73,15 +71,11 @@ def failed(cell) -> dict[str, str]:
     return {c.name: c.message for c in cell.checks if not c.passed}
 
 
-# name -> (sdpa points, causal points, substring of a failure message or flag of the sdpa cell)
+# name -> (sdpa points, causal points, substring of a failure message or flag of the sdpa cell);
+# the honest mistakes are graded in tests/test_grader_attention.py, these are the harness's cases
 EXPECTED = {
     "correct": (6.0, 2.0, None),
     "unanswered": (0.0, 0.0, "NotImplementedError"),
-    "no_scaling": (0.5, 2.0, "values differ"),  # only the saturated large-score case agrees
-    "softmax_wrong_axis": (0.0, 2.0, "values differ"),
-    "causal_leaks_next_token": (4.5, 2.0, "values differ"),
-    "no_gradient_flow": (5.0, 2.0, "no gradient flowed back"),
-    "mask_ignored": (5.0, 2.0, "values differ"),
     "patched_allclose": (0.5, 2.0, "values differ"),
     "lying_tensor_subclass": (0.0, 2.0, "values differ"),
     "imports_reference": (0.0, 2.0, "integrity: import reference_impl"),
@@ -90,11 +84,6 @@ EXPECTED = {
     "os_exit_in_second_cell": (6.0, 0.0, None),
     "infinite_loop_in_second_cell": (6.0, 0.0, None),
     "allocates_without_bound": (6.0, 0.0, None),
-    # causal_mask mistakes: partial credit for the properties that still hold
-    "mask_excludes_diagonal": (6.0, 1.0, "query i must see key i"),
-    "mask_upper_triangular": (6.0, 0.75, "the future leaks"),
-    "mask_float_ones": (6.0, 1.25, "dtype torch.float32, expected torch.bool"),
-    "mask_fixed_size": (6.0, 0.25, "causal_mask(7) gave (5, 5)"),
 }
 
 
@@ -206,25 +195,6 @@ def test_graders_run_under_pytest(tmp_path: Path) -> None:
     assert "1 failed, 13 passed" in output
     assert "[sdpa_tests] boolean padding mask (1 pt)" in output
     assert "sdpa_tests: 5 / 6" in output
-
-
-@pytest.mark.parametrize("name", sorted(MHA_MISTAKES))
-def test_mha_mistakes_lose_points(tmp_path: Path, name: str) -> None:
-    source, expected = MHA_MISTAKES[name]
-    nb = nbformat.read(str(REPO / "source/part2_fundamentals/attention.ipynb"), as_version=4)
-    for cell in nb.cells:
-        if grade_id(cell) == "mha":
-            cell.source = source
-    path = tmp_path / "attention.ipynb"
-    nbformat.write(nb, str(path))
-    cells = {c.grade_id: c for c in grade_notebook(path, LIMITS).cells}
-    mha = cells["mha_tests"]
-    assert mha.points == expected, failed(mha)
-    assert cells["sdpa_tests"].points == 6.0  # the other cells are unaffected
-    if name == "not_causal":
-        assert "causal: no future tokens leak" in failed(mha)
-    if name == "input_detached":
-        assert "gradient of argument 0: no gradient flowed back" in "".join(failed(mha).values())
 
 
 PLAIN_VALUES = [
