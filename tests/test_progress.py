@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +146,7 @@ def test_untouched_release_is_not_started_and_runs_nothing(
 
 
 @pytest.fixture(scope="module")
-def worked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def worked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A student's course: the MoE notebook with a right, a wrong and a broken answer and a
     deleted test cell, and an attention notebook that is no longer valid JSON; checked once."""
     home = tmp_path_factory.mktemp("student")
@@ -173,17 +172,19 @@ def worked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         return real(path, timeout)
 
     real = runner._execute
+    # patched for this one check only: the fixture lives as long as the module, and other
+    # tests of the module (in any order) run notebooks too
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GW_PROGRESS_CACHE", str(home / "cache.json"))
         mp.setattr(runner, "_execute", counted)
         course = progress.course_progress(root)
-        yield {
-            "root": root,
-            "course": course,
-            "runs": runs,
-            "before": before,
-            "cache": home / "cache.json",
-        }
+    return {
+        "root": root,
+        "course": course,
+        "runs": runs,
+        "before": before,
+        "cache": home / "cache.json",
+    }
 
 
 def test_a_correct_answer_passes_its_visible_tests_and_the_next_moves_on(
