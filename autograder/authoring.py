@@ -8,6 +8,9 @@ Each problem is reported as ``notebook: cell N (grade_id): problem``:
   ``grade("<notebook>.<item>", obj)`` for a known item of the notebook's own grader module
   (``autograder/graders/<notebook>.py``) whose checks are worth the cell's points;
 - grade ids are unique within a notebook; begin/end markers are balanced and in order;
+- each graded object's parameters, in the source solution and in the release stub
+  (``release/`` beside ``source/``), are those its item's ``Signature`` declares, and its
+  checks' inputs and expected outputs have the declared shapes;
 - with ``--execute``, the notebook runs top to bottom (fast mode).
 """
 
@@ -25,6 +28,7 @@ import nbformat
 
 from autograder.graders import ITEMS
 from autograder.harness import GRADE_CALL
+from autograder.signatures import declared_problems, shape_problems
 from coursekit.notebooks import nbgrader_meta
 
 MARKERS = [
@@ -53,14 +57,27 @@ def grader_module(notebook: Path) -> str:
     return re.sub(r"^\d+_", "", notebook.stem)
 
 
-def check_notebook(path: Path) -> list[str]:
-    """Every authoring problem of one master notebook (empty when it is fine)."""
+def release_of(source: Path) -> Path | None:
+    """The release notebook of a source notebook (``source/`` replaced by ``release/``), if
+    it exists."""
+    parts = list(source.parts)
+    if "source" not in parts:
+        return None
+    i = len(parts) - 1 - parts[::-1].index("source")
+    release = Path(*parts[:i], "release", *parts[i + 1 :])
+    return release if release.exists() else None
+
+
+def check_notebook(path: Path, release: Path | None = None) -> list[str]:
+    """Every authoring problem of one master notebook (empty when it is fine); with
+    ``release``, its release notebook's stubs are checked against the signatures too."""
     try:
         nb = nbformat.read(str(path), as_version=4)
     except Exception as e:
         return [f"{path}: cannot be read: {e}"]
     problems: list[str] = []
     seen: dict[str, int] = {}
+    graded: list[str] = []
     waiting_for_tests: tuple[int, str] | None = None
 
     def report(index: int, grade_id: str, problem: str) -> None:
@@ -90,39 +107,61 @@ def check_notebook(path: Path) -> list[str]:
         elif meta.get("grade") and is_code:
             waiting_for_tests = None
             points = float(meta.get("points", 0))
-            _check_test_cell(cell.source, points, grader_module(path), index, grade_id, report)
+            item_id = _check_test_cell(
+                cell.source, points, grader_module(path), index, grade_id, report
+            )
+            if item_id:
+                graded.append(item_id)
     if waiting_for_tests is not None:
         report(*waiting_for_tests, "solution cell not followed by a graded test cell")
+    released = None
+    if release is not None:
+        try:
+            released = nbformat.read(str(release), as_version=4)
+        except Exception as e:
+            problems.append(f"{release}: cannot be read: {e}")
+    for item_id in graded:
+        item = ITEMS[item_id]
+        found = declared_problems(nb, item_id, item, "the source solution")
+        if released is not None:
+            found += declared_problems(released, item_id, item, f"the release stub ({release})")
+        problems += [f"{path}: {problem}" for problem in found + shape_problems(item_id, item)]
     return problems
 
 
 def _check_test_cell(
     source: str, points: float, module: str, index: int, grade_id: str, report: Any
-) -> None:
+) -> str | None:
+    """Report the test cell's problems; the id of the item it grades, if one of this
+    notebook's."""
     if points <= 0:
         report(index, grade_id, "graded test cell without points")
     if "### BEGIN HIDDEN TESTS" not in source:
         report(index, grade_id, "graded test cell without a hidden-test block")
-        return
+        return None
     hidden = source.split("### BEGIN HIDDEN TESTS", 1)[1]
     match = GRADE_CALL.search(hidden)
     if match is None:
         report(index, grade_id, "hidden block does not call grade('<topic>.<item>', obj)")
-    elif match[1] not in ITEMS:
+        return None
+    if match[1] not in ITEMS:
         report(index, grade_id, f"hidden block grades unknown item {match[1]!r}")
-    elif match[1].split(".")[0] != module:
+        return None
+    if match[1].split(".")[0] != module:
         report(
             index,
             grade_id,
             f"grades {match[1]!r}: this notebook's items are {module}.<item>, "
             f"defined in autograder/graders/{module}.py",
         )
-    elif not math.isclose(ITEMS[match[1]].points, points):
+        return None
+    if not math.isclose(ITEMS[match[1]].points, points):
         report(
             index,
             grade_id,
             f"cell is worth {points:g} points, item {match[1]!r} {ITEMS[match[1]].points:g}",
         )
+    return str(match[1])
 
 
 def execute_problems(path: Path) -> list[str]:
@@ -154,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(name)
         notebooks += sorted(path.rglob("*.ipynb")) if path.is_dir() else [path]
     notebooks = [nb for nb in notebooks if ".ipynb_checkpoints" not in nb.parts]
-    problems = [problem for nb in notebooks for problem in check_notebook(nb)]
+    problems = [problem for nb in notebooks for problem in check_notebook(nb, release_of(nb))]
     if args.execute:
         problems += [problem for nb in notebooks for problem in execute_problems(nb)]
     for problem in problems:

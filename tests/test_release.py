@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.authoring import check_notebook
+from autograder.authoring import check_notebook, release_of
 from coursekit.notebooks import grade_id, nbgrader_meta
 
 from .conftest import REPO
@@ -120,7 +120,9 @@ def test_leak_test_would_catch_a_forgotten_marker(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
 def test_source_passes_authoring_checks(source: Path) -> None:
-    assert check_notebook(source) == []
+    release = release_of(source)
+    assert release is not None, f"{source} has no release notebook"
+    assert check_notebook(source, release) == []
 
 
 def _replace(cell, old: str, new: str) -> None:
@@ -171,6 +173,25 @@ def _authoring_problems(tmp_path: Path, edit) -> list[str]:
             ),
             "grades 'moe.MoELayer': this notebook's items are attention.<item>",
         ),
+        (
+            lambda cells, by: _replace(
+                by["sdpa"], "(q, k, v, attn_mask=None", "(q, k, v, mask=None"
+            ),
+            "attention.scaled_dot_product_attention: the source solution writes "
+            "scaled_dot_product_attention(q, k, v, mask=None, is_causal=False), the grader "
+            "declares (q, k, v, attn_mask=None, is_causal=False)",
+        ),
+        (
+            lambda cells, by: _replace(
+                by["mha"], "def forward(self, x)", "def forward(self, x, m)"
+            ),
+            "attention.MultiHeadAttention: the source solution writes forward(x, m), the "
+            "grader declares (x)",
+        ),
+        (
+            lambda cells, by: _replace(by["causal"], "def causal_mask(t)", "def causal(t)"),
+            "attention.causal_mask: the source solution defines no 'causal_mask'",
+        ),
     ],
     ids=[
         "duplicate-id",
@@ -180,8 +201,26 @@ def _authoring_problems(tmp_path: Path, edit) -> list[str]:
         "unknown-item",
         "no-tests",
         "other-notebook",
+        "parameter-renamed",
+        "forward-changed",
+        "not-defined",
     ],
 )
 def test_authoring_checks_catch_mistakes(tmp_path: Path, edit, message: str) -> None:
     problems = _authoring_problems(tmp_path, edit)
     assert any(message in p for p in problems), problems
+
+
+def test_authoring_checks_compare_the_release_stub(tmp_path: Path) -> None:
+    """A stub edited in release/ alone (its signature no longer the grader's) is reported."""
+    source = REPO / "source/part2_fundamentals/attention.ipynb"
+    released = nbformat.read(str(REPO / "release/part2_fundamentals/attention.ipynb"), 4)
+    by = {grade_id(c): c for c in released.cells}
+    _replace(by["sdpa"], "is_causal=False):", "causal=False):")
+    release = tmp_path / "attention.ipynb"
+    nbformat.write(released, str(release))
+    assert check_notebook(source, release) == [
+        f"{source}: attention.scaled_dot_product_attention: the release stub ({release}) writes "
+        "scaled_dot_product_attention(q, k, v, attn_mask=None, causal=False), the grader "
+        "declares (q, k, v, attn_mask=None, is_causal=False)"
+    ]

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from autograder.checks import Case, Check
-from autograder.graders.base import Item, module_case
+from autograder.graders.base import Item, Signature, module_case
 from reference_impl.models import (
     ModelConfig,
     MultiHeadAttention,
@@ -251,7 +251,30 @@ MHA_CHECKS = [
 ]
 
 ITEMS = {
-    "attention.scaled_dot_product_attention": Item("scaled_dot_product_attention", SDPA_CHECKS),
-    "attention.causal_mask": Item("causal_mask", CAUSAL_CHECKS),
-    "attention.MultiHeadAttention": Item("MultiHeadAttention", MHA_CHECKS),
+    "attention.scaled_dot_product_attention": Item(
+        "scaled_dot_product_attention",
+        SDPA_CHECKS,
+        Signature(
+            "q, k, v, attn_mask=None, is_causal=False",
+            shapes={
+                "q": "(*L, T, d)",
+                "k": "(*L, S, d)",
+                "v": "(*L, S, d)",
+                "attn_mask": "(..., T, S)",
+                "return": "(*L, T, d)",
+            },
+        ),
+    ),
+    "attention.causal_mask": Item(
+        "causal_mask", CAUSAL_CHECKS, Signature("t", shapes={"return": "(t, t)"})
+    ),
+    "attention.MultiHeadAttention": Item(
+        "MultiHeadAttention",
+        MHA_CHECKS,
+        Signature(
+            "d_model, n_heads",
+            forward="x",
+            shapes={"x": "(B, T, d_model)", "return": "(B, T, d_model)"},
+        ),
+    ),
 }

@@ -3,8 +3,8 @@ inputs and the function and module cases the graders build their checks from."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -13,12 +13,36 @@ from torch import Tensor, nn
 from autograder.checks import Case, Check, ModuleInit
 
 
+@dataclass(frozen=True)
+class Signature:
+    """How the notebook's stub declares a graded object, written once beside its checks.
+
+    ``params`` are the parameters as the stub writes them (names and defaults, no
+    annotations): a function's, or a class's ``__init__``'s without ``self``; ``forward``
+    is a class's ``forward`` parameters without ``self`` (None for a function). ``shapes``
+    gives each tensor parameter's shape and the result's (``"return"``, or
+    ``"return[i]"`` for a tuple) in named dims, e.g. ``"(B, T, d_model)"``: a dim is a name,
+    a number, an expression of names (``"H * n_rep"``) or ``...`` for any leading dims, and
+    a name that is also an int parameter means that parameter's value.
+
+    ``python -m autograder.authoring`` compares the source solution's and the release
+    stub's parameters with ``params``/``forward``, and every check's inputs and expected
+    output with ``shapes``.
+    """
+
+    params: str
+    forward: str | None = None
+    shapes: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class Item:
-    """A graded exercise: the student's top-level ``function`` and the checks run on it."""
+    """A graded exercise: the student's top-level ``function``, the checks run on it and
+    the signature its stub declares."""
 
     function: str
     checks: list[Check]
+    signature: Signature
 
     @property
     def points(self) -> float:

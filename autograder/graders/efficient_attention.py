@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from autograder.checks import Case, Check
-from autograder.graders.base import Item, seeded_randn
+from autograder.graders.base import Item, Signature, seeded_randn
 from reference_impl.models import online_softmax, repeat_kv, sliding_window_mask, tiled_attention
 
 # --- online softmax -------------------------------------------------------------------------
@@ -278,8 +278,32 @@ REPEAT_KV_CHECKS = [
 
 
 ITEMS: dict[str, Item] = {
-    "efficient_attention.online_softmax": Item("online_softmax", ONLINE_SOFTMAX_CHECKS),
-    "efficient_attention.tiled_attention": Item("tiled_attention", TILED_CHECKS),
-    "efficient_attention.sliding_window_mask": Item("sliding_window_mask", SLIDING_WINDOW_CHECKS),
-    "efficient_attention.repeat_kv": Item("repeat_kv", REPEAT_KV_CHECKS),
+    "efficient_attention.online_softmax": Item(
+        "online_softmax",
+        ONLINE_SOFTMAX_CHECKS,
+        Signature("x, block_size", shapes={"x": "(*L, N)", "return": "(*L, N)"}),
+    ),
+    "efficient_attention.tiled_attention": Item(
+        "tiled_attention",
+        TILED_CHECKS,
+        Signature(
+            "q, k, v, is_causal=False, tile_size=32",
+            shapes={
+                "q": "(B, H, T, d)",
+                "k": "(B, H, S, d)",
+                "v": "(B, H, S, d)",
+                "return": "(B, H, T, d)",
+            },
+        ),
+    ),
+    "efficient_attention.sliding_window_mask": Item(
+        "sliding_window_mask",
+        SLIDING_WINDOW_CHECKS,
+        Signature("t, s, window, is_causal=True", shapes={"return": "(t, s)"}),
+    ),
+    "efficient_attention.repeat_kv": Item(
+        "repeat_kv",
+        REPEAT_KV_CHECKS,
+        Signature("x, n_rep", shapes={"x": "(B, H_kv, T, d)", "return": "(B, H_kv * n_rep, T, d)"}),
+    ),
 }

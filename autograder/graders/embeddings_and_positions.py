@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from autograder.checks import Case, Check
-from autograder.graders.base import Item, module_case
+from autograder.graders.base import Item, Signature, module_case
 from reference_impl.models import (
     ModelConfig,
     TransformerLM,
@@ -287,10 +287,25 @@ TOKEN_POSITION_CHECKS = [
 
 ITEMS = {
     "embeddings_and_positions.sinusoidal_positions": Item(
-        "sinusoidal_positions", SINUSOIDAL_CHECKS
+        "sinusoidal_positions",
+        SINUSOIDAL_CHECKS,
+        Signature("t, d, base=10000.0", shapes={"return": "(t, d)"}),
     ),
-    "embeddings_and_positions.apply_rope": Item("apply_rope", ROPE_CHECKS),
+    "embeddings_and_positions.apply_rope": Item(
+        "apply_rope",
+        ROPE_CHECKS,
+        Signature(
+            "x, positions, theta=10000.0",
+            shapes={"x": "(..., T, d)", "positions": "(T,)", "return": "(..., T, d)"},
+        ),
+    ),
     "embeddings_and_positions.TokenPositionEmbedding": Item(
-        "TokenPositionEmbedding", TOKEN_POSITION_CHECKS
+        "TokenPositionEmbedding",
+        TOKEN_POSITION_CHECKS,
+        Signature(
+            "vocab_size, context_length, d_model",
+            forward="idx",
+            shapes={"idx": "(B, T)", "return": "(B, T, d_model)"},
+        ),
     ),
 }

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from autograder.checks import Case, Check
-from autograder.graders.base import Item
+from autograder.graders.base import Item, Signature
 from coursekit import describe_difference
 from reference_impl.generation import (
     apply_temperature,
@@ -464,9 +464,44 @@ CACHE_CHECKS = [
 
 
 ITEMS: dict[str, Item] = {
-    "generation.top_k_filter": Item("top_k_filter", TOP_K_CHECKS),
-    "generation.top_p_filter": Item("top_p_filter", TOP_P_CHECKS),
-    "generation.sample_next": Item("sample_next", SAMPLE_CHECKS),
-    "generation.beam_search": Item("beam_search", BEAM_CHECKS),
-    "generation.cached_attention": Item("attend_with_cache", CACHE_CHECKS),
+    "generation.top_k_filter": Item(
+        "top_k_filter",
+        TOP_K_CHECKS,
+        Signature("logits, k", shapes={"logits": "(*L, V)", "return": "(*L, V)"}),
+    ),
+    "generation.top_p_filter": Item(
+        "top_p_filter",
+        TOP_P_CHECKS,
+        Signature("logits, p", shapes={"logits": "(*L, V)", "return": "(*L, V)"}),
+    ),
+    "generation.sample_next": Item(
+        "sample_next",
+        SAMPLE_CHECKS,
+        Signature("logits, temperature, seed", shapes={"logits": "(B, V)", "return": "(B,)"}),
+    ),
+    "generation.beam_search": Item(
+        "beam_search",
+        BEAM_CHECKS,
+        Signature(
+            "logprobs, start_id, steps, num_beams, length_penalty=1.0, eos_id=None",
+            shapes={"logprobs": "(V, V)"},
+        ),
+    ),
+    "generation.cached_attention": Item(
+        "attend_with_cache",
+        CACHE_CHECKS,
+        Signature(
+            "q, k_new, v_new, past_k, past_v",
+            shapes={
+                "q": "(B, H, T, d)",
+                "k_new": "(B, H, T, d)",
+                "v_new": "(B, H, T, d)",
+                "past_k": "(B, H, P, d)",
+                "past_v": "(B, H, P, d)",
+                "return[0]": "(B, H, T, d)",
+                "return[1]": "(B, H, P + T, d)",
+                "return[2]": "(B, H, P + T, d)",
+            },
+        ),
+    ),
 }

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from autograder.checks import Case, Check
-from autograder.graders.base import Item, grad_case, module_case, seeded_randn
+from autograder.graders.base import Item, Signature, grad_case, module_case, seeded_randn
 from coursekit.testing import describe_difference
 from reference_impl.models.vision import (
     ImageProjector,
@@ -389,9 +389,53 @@ LOSS_CHECKS = [
 
 
 ITEMS: dict[str, Item] = {
-    "image_input.patchify": Item("patchify", PATCHIFY_CHECKS),
-    "image_input.PatchEmbedding": Item("PatchEmbedding", EMBED_CHECKS),
-    "image_input.EncoderBlock": Item("EncoderBlock", BLOCK_CHECKS),
-    "image_input.Projector": Item("Projector", PROJECTOR_CHECKS),
-    "image_input.prefix_lm_loss": Item("prefix_lm_loss", LOSS_CHECKS),
+    "image_input.patchify": Item(
+        "patchify",
+        PATCHIFY_CHECKS,
+        Signature(
+            "images, patch_size",
+            shapes={
+                "images": "(B, C, H, W)",
+                "return": "(B, (H // patch_size) * (W // patch_size), C * patch_size**2)",
+            },
+        ),
+    ),
+    "image_input.PatchEmbedding": Item(
+        "PatchEmbedding",
+        EMBED_CHECKS,
+        Signature(
+            "image_size, patch_size, in_channels, d_model",
+            forward="images",
+            shapes={
+                "images": "(B, in_channels, image_size, image_size)",
+                "return": "(B, 1 + (image_size // patch_size) ** 2, d_model)",
+            },
+        ),
+    ),
+    "image_input.EncoderBlock": Item(
+        "EncoderBlock",
+        BLOCK_CHECKS,
+        Signature(
+            "d_model, n_heads, d_ff",
+            forward="x",
+            shapes={"x": "(B, N, d_model)", "return": "(B, N, d_model)"},
+        ),
+    ),
+    "image_input.Projector": Item(
+        "Projector",
+        PROJECTOR_CHECKS,
+        Signature(
+            "d_vision, d_model",
+            forward="features",
+            shapes={"features": "(B, P, d_vision)", "return": "(B, P - 1, d_model)"},
+        ),
+    ),
+    "image_input.prefix_lm_loss": Item(
+        "prefix_lm_loss",
+        LOSS_CHECKS,
+        Signature(
+            "logits, targets, n_prefix",
+            shapes={"logits": "(B, n_prefix + T, V)", "targets": "(B, T)", "return": "()"},
+        ),
+    ),
 }

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from autograder.checks import Case, Check
-from autograder.graders.base import Item, grad_case, module_case, seeded_randn
+from autograder.graders.base import Item, Signature, grad_case, module_case, seeded_randn
 from reference_impl.models.moe import (
     MoELayer,
     capacity_dispatch,
@@ -360,9 +360,54 @@ LAYER_CHECKS = [
 
 
 ITEMS: dict[str, Item] = {
-    "moe.router_top_k": Item("router_top_k", ROUTER_CHECKS),
-    "moe.gating_weights": Item("gating_weights", GATING_CHECKS),
-    "moe.load_balancing_loss": Item("load_balancing_loss", LB_CHECKS),
-    "moe.capacity_dispatch": Item("capacity_dispatch", CAPACITY_CHECKS),
-    "moe.MoELayer": Item("MoELayer", LAYER_CHECKS),
+    "moe.router_top_k": Item(
+        "router_top_k",
+        ROUTER_CHECKS,
+        Signature(
+            "x, weight, k",
+            shapes={
+                "x": "(N, d)",
+                "weight": "(E, d)",
+                "return[0]": "(N, E)",
+                "return[1]": "(N, E)",
+                "return[2]": "(N, k)",
+            },
+        ),
+    ),
+    "moe.gating_weights": Item(
+        "gating_weights",
+        GATING_CHECKS,
+        Signature(
+            "logits, k, normalize=True",
+            shapes={"logits": "(N, E)", "return[0]": "(N, k)", "return[1]": "(N, k)"},
+        ),
+    ),
+    "moe.load_balancing_loss": Item(
+        "load_balancing_loss",
+        LB_CHECKS,
+        Signature(
+            "logits, num_experts, top_k", shapes={"logits": "(*N, num_experts)", "return": "()"}
+        ),
+    ),
+    "moe.capacity_dispatch": Item(
+        "capacity_dispatch",
+        CAPACITY_CHECKS,
+        Signature(
+            "indices, num_experts, capacity_factor",
+            shapes={"indices": "(N, k)", "return[1]": "(N, k)"},
+        ),
+    ),
+    "moe.MoELayer": Item(
+        "MoELayer",
+        LAYER_CHECKS,
+        Signature(
+            "d_model, d_ff, num_experts, top_k=2, capacity_factor=None, normalize=True",
+            forward="x",
+            shapes={
+                "x": "(*L, d_model)",
+                "return[0]": "(*L, d_model)",
+                "return[1]": "(N, num_experts)",
+            },
+        ),
+    ),
 }

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from autograder.checks import Case, Check
-from autograder.graders.base import Item, module_case
+from autograder.graders.base import Item, Signature, module_case
 from reference_impl.models.recurrent import (
     RNN,
     RNNCell,
@@ -298,8 +298,49 @@ SAMPLE_CHECKS = [
 
 
 ITEMS: dict[str, Item] = {
-    "rnn_language_model.rnn_cell": Item("RNNCell", RNN_CELL_CHECKS),
-    "rnn_language_model.rnn_forward": Item("RNN", RNN_CHECKS),
-    "rnn_language_model.tbptt": Item("rnn_forward_chunks", TBPTT_CHECKS),
-    "rnn_language_model.sample": Item("sample_with_temperature", SAMPLE_CHECKS),
+    "rnn_language_model.rnn_cell": Item(
+        "RNNCell",
+        RNN_CELL_CHECKS,
+        Signature(
+            "input_size, hidden_size",
+            forward="x, h=None",
+            shapes={"x": "(B, input_size)", "h": "(B, hidden_size)", "return": "(B, hidden_size)"},
+        ),
+    ),
+    "rnn_language_model.rnn_forward": Item(
+        "RNN",
+        RNN_CHECKS,
+        Signature(
+            "input_size, hidden_size, batch_first=False",
+            forward="x, h0=None",
+            shapes={
+                "x": "(S0, S1, input_size)",
+                "h0": "(B, hidden_size)",
+                "return[0]": "(S0, S1, hidden_size)",
+                "return[1]": "(B, hidden_size)",
+            },
+        ),
+    ),
+    "rnn_language_model.tbptt": Item(
+        "rnn_forward_chunks",
+        TBPTT_CHECKS,
+        Signature(
+            "x, h0, weight_ih, weight_hh, bias_ih, bias_hh, chunk_len",
+            shapes={
+                "x": "(T, B, I)",
+                "h0": "(B, H)",
+                "weight_ih": "(H, I)",
+                "weight_hh": "(H, H)",
+                "bias_ih": "(H,)",
+                "bias_hh": "(H,)",
+                "return[0]": "(T, B, H)",
+                "return[1]": "(B, H)",
+            },
+        ),
+    ),
+    "rnn_language_model.sample": Item(
+        "sample_with_temperature",
+        SAMPLE_CHECKS,
+        Signature("logits, temperature, seed", shapes={"logits": "(B, V)", "return": "(B,)"}),
+    ),
 }

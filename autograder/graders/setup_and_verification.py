@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from autograder.checks import Case, Check
-from autograder.graders.base import Item, grad_case, seeded_randn
+from autograder.graders.base import Item, Signature, grad_case, seeded_randn
 from reference_impl.models.attention import scaled_dot_product_attention
 
 
@@ -77,4 +77,8 @@ CHECKS = [
     ),
 ]
 
-ITEMS = {"setup_and_verification.causal_average": Item("causal_average", CHECKS)}
+ITEMS = {
+    "setup_and_verification.causal_average": Item(
+        "causal_average", CHECKS, Signature("x", shapes={"x": "(*L, T, d)", "return": "(*L, T, d)"})
+    )
+}

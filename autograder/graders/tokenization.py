@@ -18,7 +18,7 @@ from collections import Counter
 from functools import cache
 
 from autograder.checks import Case, Check
-from autograder.graders.base import Item
+from autograder.graders.base import Item, Signature
 from coursekit import generate_stories
 from reference_impl.tokenizer import Tokenizer
 from reference_impl.tokenizer import train_bpe as reference_train_bpe
@@ -409,10 +409,16 @@ SPLIT_CHECKS = [
 
 
 ITEMS: dict[str, Item] = {
-    "tokenization.count_pairs": Item("count_pairs", COUNT_PAIRS_CHECKS),
-    "tokenization.merge": Item("merge", MERGE_CHECKS),
-    "tokenization.train_bpe": Item("train_bpe", TRAIN_CHECKS),
-    "tokenization.encode": Item("encode", ENCODE_CHECKS),
-    "tokenization.decode": Item("decode", DECODE_CHECKS),
-    "tokenization.split_special_tokens": Item("split_special_tokens", SPLIT_CHECKS),
+    "tokenization.count_pairs": Item("count_pairs", COUNT_PAIRS_CHECKS, Signature("words")),
+    "tokenization.merge": Item("merge", MERGE_CHECKS, Signature("ids, pair, new_id")),
+    "tokenization.train_bpe": Item(
+        "train_bpe", TRAIN_CHECKS, Signature("text, vocab_size, special_tokens")
+    ),
+    "tokenization.encode": Item(
+        "encode", ENCODE_CHECKS, Signature("text, vocab, merges, special_tokens=None")
+    ),
+    "tokenization.decode": Item("decode", DECODE_CHECKS, Signature("ids, vocab")),
+    "tokenization.split_special_tokens": Item(
+        "split_special_tokens", SPLIT_CHECKS, Signature("text, special_tokens")
+    ),
 }

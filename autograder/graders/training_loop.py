@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from autograder.checks import Case, Check
-from autograder.graders.base import Item
+from autograder.graders.base import Item, Signature
 from coursekit import generate_stories
 from reference_impl.data import get_batch as reference_get_batch
 from reference_impl.training import cosine_lr
@@ -531,10 +531,64 @@ TRAIN_STEP_CHECKS = [
 
 
 ITEMS: dict[str, Item] = {
-    "training_loop.cross_entropy": Item("cross_entropy", CROSS_ENTROPY_CHECKS),
-    "training_loop.get_batch": Item("get_batch", BATCH_CHECKS),
-    "training_loop.adamw_step": Item("adamw_step", ADAMW_CHECKS),
-    "training_loop.lr_at": Item("lr_at", LR_CHECKS),
-    "training_loop.clip_grad_norm": Item("clip_grad_norm", CLIP_CHECKS),
-    "training_loop.train_step": Item("train_step", TRAIN_STEP_CHECKS),
+    "training_loop.cross_entropy": Item(
+        "cross_entropy",
+        CROSS_ENTROPY_CHECKS,
+        Signature(
+            "logits, targets", shapes={"logits": "(*N, V)", "targets": "(*N)", "return": "()"}
+        ),
+    ),
+    "training_loop.get_batch": Item(
+        "get_batch",
+        BATCH_CHECKS,
+        Signature(
+            "data, batch_size, block_size, seed",
+            shapes={
+                "data": "(N,)",
+                "return[0]": "(batch_size, block_size)",
+                "return[1]": "(batch_size, block_size)",
+            },
+        ),
+    ),
+    "training_loop.adamw_step": Item(
+        "adamw_step",
+        ADAMW_CHECKS,
+        Signature(
+            "param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay",
+            shapes={
+                "param": "(*P)",
+                "grad": "(*P)",
+                "exp_avg": "(*P)",
+                "exp_avg_sq": "(*P)",
+                "return[0]": "(*P)",
+                "return[1]": "(*P)",
+                "return[2]": "(*P)",
+            },
+        ),
+    ),
+    "training_loop.lr_at": Item(
+        "lr_at", LR_CHECKS, Signature("it, max_lr, min_lr, warmup_iters, max_iters")
+    ),
+    "training_loop.clip_grad_norm": Item(
+        "clip_grad_norm", CLIP_CHECKS, Signature("grads, max_norm", shapes={"return[1]": "()"})
+    ),
+    "training_loop.train_step": Item(
+        "train_step",
+        TRAIN_STEP_CHECKS,
+        Signature(
+            "W, exp_avg, exp_avg_sq, x, y, it, max_lr, min_lr, warmup_iters, max_iters, "
+            "max_norm, weight_decay",
+            shapes={
+                "W": "(V, V)",
+                "exp_avg": "(V, V)",
+                "exp_avg_sq": "(V, V)",
+                "x": "(*N)",
+                "y": "(*N)",
+                "return[0]": "()",
+                "return[1]": "(V, V)",
+                "return[2]": "(V, V)",
+                "return[3]": "(V, V)",
+            },
+        ),
+    ),
 }

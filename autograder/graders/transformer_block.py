@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from autograder.checks import Case, Check
-from autograder.graders.base import Item, module_case
+from autograder.graders.base import Item, Signature, module_case
 from reference_impl.models import GatedMLP, ModelConfig, TransformerBlock, TransformerLM
 from reference_impl.models.norms import LayerNorm, RMSNorm
 
@@ -425,9 +425,39 @@ GPT_CHECKS = [
 
 
 ITEMS = {
-    "transformer_block.LayerNorm": Item("LayerNorm", LAYERNORM_CHECKS),
-    "transformer_block.RMSNorm": Item("RMSNorm", RMSNORM_CHECKS),
-    "transformer_block.SwiGLU": Item("SwiGLU", SWIGLU_CHECKS),
-    "transformer_block.TransformerBlock": Item("TransformerBlock", BLOCK_CHECKS),
-    "transformer_block.GPT": Item("GPT", GPT_CHECKS),
+    "transformer_block.LayerNorm": Item(
+        "LayerNorm",
+        LAYERNORM_CHECKS,
+        Signature("d, eps=1e-05", forward="x", shapes={"x": "(*L, d)", "return": "(*L, d)"}),
+    ),
+    "transformer_block.RMSNorm": Item(
+        "RMSNorm",
+        RMSNORM_CHECKS,
+        Signature("d, eps=1e-06", forward="x", shapes={"x": "(*L, d)", "return": "(*L, d)"}),
+    ),
+    "transformer_block.SwiGLU": Item(
+        "SwiGLU",
+        SWIGLU_CHECKS,
+        Signature(
+            "d_model, d_ff", forward="x", shapes={"x": "(*L, d_model)", "return": "(*L, d_model)"}
+        ),
+    ),
+    "transformer_block.TransformerBlock": Item(
+        "TransformerBlock",
+        BLOCK_CHECKS,
+        Signature(
+            "d_model, n_heads, d_ff",
+            forward="x",
+            shapes={"x": "(B, T, d_model)", "return": "(B, T, d_model)"},
+        ),
+    ),
+    "transformer_block.GPT": Item(
+        "GPT",
+        GPT_CHECKS,
+        Signature(
+            "vocab_size, context_length, d_model, n_heads, n_layers, d_ff",
+            forward="idx",
+            shapes={"idx": "(B, T)", "return": "(B, T, vocab_size)"},
+        ),
+    ),
 }

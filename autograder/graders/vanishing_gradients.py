@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from autograder.checks import Case, Check
-from autograder.graders.base import Item, module_case
+from autograder.graders.base import Item, Signature, module_case
 from reference_impl.models.recurrent import (
     LSTMCell,
     hidden_grad_norms,
@@ -284,8 +284,48 @@ ACCURACY_CHECKS = [
 
 
 ITEMS: dict[str, Item] = {
-    "vanishing_gradients.grad_norms": Item("hidden_grad_norms", GRAD_NORMS_CHECKS),
-    "vanishing_gradients.lstm_cell": Item("LSTMCell", LSTM_CHECKS),
-    "vanishing_gradients.recall_task": Item("make_recall_task", RECALL_CHECKS),
-    "vanishing_gradients.accuracy": Item("masked_accuracy", ACCURACY_CHECKS),
+    "vanishing_gradients.grad_norms": Item(
+        "hidden_grad_norms",
+        GRAD_NORMS_CHECKS,
+        Signature(
+            "x, h0, weight_ih, weight_hh, bias_ih, bias_hh",
+            shapes={
+                "x": "(T, B, I)",
+                "h0": "(B, H)",
+                "weight_ih": "(H, I)",
+                "weight_hh": "(H, H)",
+                "bias_ih": "(H,)",
+                "bias_hh": "(H,)",
+                "return": "(T,)",
+            },
+        ),
+    ),
+    "vanishing_gradients.lstm_cell": Item(
+        "LSTMCell",
+        LSTM_CHECKS,
+        Signature(
+            "input_size, hidden_size",
+            forward="x, state=None",
+            shapes={
+                "x": "(B, input_size)",
+                "return[0]": "(B, hidden_size)",
+                "return[1]": "(B, hidden_size)",
+            },
+        ),
+    ),
+    "vanishing_gradients.recall_task": Item(
+        "make_recall_task",
+        RECALL_CHECKS,
+        Signature(
+            "n, length, distance, vocab_size, seed",
+            shapes={"return[0]": "(n, length)", "return[1]": "(n, length)"},
+        ),
+    ),
+    "vanishing_gradients.accuracy": Item(
+        "masked_accuracy",
+        ACCURACY_CHECKS,
+        Signature(
+            "logits, targets, ignore_index=-100", shapes={"logits": "(*N, C)", "targets": "(*N)"}
+        ),
+    ),
 }
