@@ -13,13 +13,14 @@ from reference_impl.utils.config import ConfigError
 
 from .conftest import REPO
 
-CONFIGS = sorted((REPO / "configs").glob("*_model.yaml"))
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
 
-def test_three_configs_ship() -> None:
+def test_four_configs_ship() -> None:
     assert [p.name for p in CONFIGS] == [
         "large_model.yaml",
         "medium_model.yaml",
+        "mini_gemini.yaml",
         "small_model.yaml",
     ]
 
@@ -69,6 +70,11 @@ BASE = "model: {vocab_size: 256, context_length: 16, d_model: 32, n_heads: 4, n_
         (BASE + "}\ntrian: {}", r"trian: unknown section"),
         (BASE + "}\ndata: {size: huge}", r"data\.size: expected 'tiny' \| 'small'"),
         (BASE.replace("256", "100") + "}", r"model\.vocab_size: the byte tokenizer needs"),
+        (BASE + ", attn_pattern: LX}", r"model\.attn_pattern: a string of L and G, got 'LX'"),
+        (BASE + ", attn_pattern: LG}", r"model\.sliding_window: local layers \(L in attn_pattern"),
+        (BASE + ", ffn_pattern: M, moe_top_k: 9}", r"model\.moe_top_k: must be in \[1, moe_num"),
+        (BASE + ", attn_softcap: -1.0}", r"model\.attn_softcap: must be > 0"),
+        (BASE + ", image_token_id: 256}", r"model\.image_token_id: must be a token id below"),
         ("model: [1, 2]", r"model: expected a mapping"),
         ("model: {a: [}", r"not valid YAML"),
     ],

@@ -18,6 +18,7 @@ from reference_impl.generation.beam import beam_search
 from reference_impl.generation.decoding import generate
 from reference_impl.generation.loading import load_model
 from reference_impl.models import TransformerLM
+from reference_impl.tokenizer import EOT
 from reference_impl.utils import CheckpointError, resolve_device
 
 
@@ -165,6 +166,9 @@ def chat_main(
         room = max(1, min(args.max_new_tokens, limit // 2))
         args.max_new_tokens = room
         stop = [tok.encode("\nUser:")]
+        eot = getattr(tok, "special_ids", {}).get(EOT)  # a BPE tokenizer's end of text
+        if eot is not None:
+            stop.append([eot])
         history = ""
         print("Chat with the model; /quit to leave.", file=sys.stderr)
         while True:
@@ -179,7 +183,7 @@ def chat_main(
             ids = tok.encode(history)[-(limit - room) :]  # the turns that still fit
             idx = torch.tensor([ids], device=next(model.parameters()).device)
             new = _continue(model, idx, args, stop)[0, idx.size(1) :].tolist()
-            reply = tok.decode(new).split("\nUser:")[0].strip()
+            reply = tok.decode(new).split("\nUser:")[0].split(EOT)[0].strip()
             print(f"model> {reply}", file=out, flush=True)
             history += f" {reply}\n"
 

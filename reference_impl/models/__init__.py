@@ -5,13 +5,21 @@ from reference_impl.models.attention import (
     causal_mask,
     repeat_kv,
     scaled_dot_product_attention,
+    soft_cap,
+    window_mask,
 )
 from reference_impl.models.block import TransformerBlock, build_norm
-from reference_impl.models.cache import KVCache, LayerKVCache
+from reference_impl.models.cache import KVCache, LayerKVCache, SlidingKVCache
 from reference_impl.models.config import ModelConfig
 from reference_impl.models.ffn import MLP, GatedMLP, build_ffn
-from reference_impl.models.hf import UnsupportedHFModel, from_hf_gpt2, from_hf_llama
-from reference_impl.models.model import TransformerLM, lm_loss
+from reference_impl.models.hf import (
+    UnsupportedHFModel,
+    from_hf_gemma2,
+    from_hf_gemma3,
+    from_hf_gpt2,
+    from_hf_llama,
+)
+from reference_impl.models.model import TransformerLM, image_blocks, lm_loss
 from reference_impl.models.moe import MoELayer, from_hf_mixtral_moe
 from reference_impl.models.norms import LayerNorm, RMSNorm
 from reference_impl.models.positions import (
@@ -59,6 +67,7 @@ __all__ = [
     "RNNCell",
     "RNNLanguageModel",
     "RotaryEmbedding",
+    "SlidingKVCache",
     "TiledAttentionFunction",
     "TransformerBlock",
     "TransformerLM",
@@ -70,10 +79,13 @@ __all__ = [
     "build_ffn",
     "build_norm",
     "causal_mask",
+    "from_hf_gemma2",
+    "from_hf_gemma3",
     "from_hf_gpt2",
     "from_hf_llama",
     "from_hf_mixtral_moe",
     "from_hf_vit",
+    "image_blocks",
     "lm_loss",
     "online_softmax",
     "patchify",
@@ -84,5 +96,7 @@ __all__ = [
     "scaled_dot_product_attention",
     "sinusoidal_positions",
     "sliding_window_mask",
+    "soft_cap",
     "tiled_attention",
+    "window_mask",
 ]

@@ -45,6 +45,30 @@ class ModelConfig:
         attn_impl: ``manual`` (the from-scratch attention, readable) or ``sdpa``
             (``torch.nn.functional.scaled_dot_product_attention``, fused kernels).
         init_std: standard deviation of the normal initialisation.
+
+    Gemma-style options (all off by default; see ``configs/mini_gemini.yaml``):
+
+    Attributes:
+        attn_pattern: the layers' attention kinds, repeated over the layers: ``L`` a local
+            (sliding-window) layer, ``G`` a global one; Gemma 2 is ``LG``, Gemma 3 ``LLLLLG``.
+        sliding_window: W of the local layers: query i sees key j iff ``i - W < j <= i``.
+        rope_local_theta: RoPE base of the local layers; ``None`` means ``rope_theta``.
+        query_pre_attn_scalar: scores are scaled by ``query_pre_attn_scalar ** -0.5``;
+            ``None`` means ``head_dim`` (the usual ``1 / sqrt(D)``).
+        attn_softcap: ``c`` of the attention-logit soft-cap ``c * tanh(s / c)`` (applied
+            before the mask); ``None`` for none.
+        final_softcap: ``c`` of the same soft-cap on the output logits.
+        qk_norm: RMSNorm over each query and key head (after projection, before RoPE).
+        sandwich_norm: norms after attention and after the feed-forward too, before the
+            residual additions (Gemma 2 and 3).
+        embed_scale: multiply token embeddings by ``sqrt(d_model)``.
+        ffn_pattern: the layers' feed-forward kinds, repeated: ``D`` dense (``ffn_kind``),
+            ``M`` a mixture of experts (Mixtral routing, SwiGLU experts of width ``d_ff``).
+        moe_num_experts, moe_top_k, moe_capacity_factor: the MoE layers' experts, experts
+            per token and capacity (``None``: no token is dropped).
+        moe_aux_loss_coef: weight of the load-balancing loss the trainer adds.
+        image_token_id: the placeholder token whose embeddings image features replace; the
+            tokens of one run of placeholders attend to each other both ways.
     """
 
     vocab_size: int
@@ -67,6 +91,21 @@ class ModelConfig:
     tie_weights: bool = True
     attn_impl: AttnImpl = "manual"
     init_std: float = 0.02
+    attn_pattern: str = "G"
+    sliding_window: int | None = None
+    rope_local_theta: float | None = None
+    query_pre_attn_scalar: float | None = None
+    attn_softcap: float | None = None
+    final_softcap: float | None = None
+    qk_norm: bool = False
+    sandwich_norm: bool = False
+    embed_scale: bool = False
+    ffn_pattern: str = "D"
+    moe_num_experts: int = 8
+    moe_top_k: int = 2
+    moe_capacity_factor: float | None = None
+    moe_aux_loss_coef: float = 0.01
+    image_token_id: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_length", "d_model", "n_heads", "n_layers"):
@@ -96,6 +135,40 @@ class ModelConfig:
             raise ConfigError(f"dropout: must be in [0, 1), got {self.dropout}")
         if self.norm_eps <= 0 or self.init_std <= 0 or self.rope_theta <= 0:
             raise ConfigError("norm_eps, init_std, rope_theta: must be > 0")
+        self._check_gemma_options()
+
+    def _check_gemma_options(self) -> None:
+        for name, letters in (("attn_pattern", "LG"), ("ffn_pattern", "DM")):
+            pattern = getattr(self, name)
+            if not pattern or set(pattern) - set(letters):
+                raise ConfigError(f"{name}: a string of {' and '.join(letters)}, got {pattern!r}")
+        if "L" in self.attn_pattern and (self.sliding_window is None or self.sliding_window < 1):
+            raise ConfigError(
+                f"sliding_window: local layers (L in attn_pattern) need a window >= 1, "
+                f"got {self.sliding_window}"
+            )
+        for name in ("attn_softcap", "final_softcap", "query_pre_attn_scalar"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name}: must be > 0 (or null), got {value}")
+        if "M" in self.ffn_pattern and not 1 <= self.moe_top_k <= self.moe_num_experts:
+            raise ConfigError(
+                f"moe_top_k: must be in [1, moe_num_experts={self.moe_num_experts}], "
+                f"got {self.moe_top_k}"
+            )
+        if self.image_token_id is not None and not 0 <= self.image_token_id < self.vocab_size:
+            raise ConfigError(
+                f"image_token_id: must be a token id below vocab_size={self.vocab_size}, "
+                f"got {self.image_token_id}"
+            )
+
+    def is_local(self, layer: int) -> bool:
+        """Whether layer ``layer`` attends within the sliding window."""
+        return self.attn_pattern[layer % len(self.attn_pattern)] == "L"
+
+    def is_moe(self, layer: int) -> bool:
+        """Whether layer ``layer``'s feed-forward is a mixture of experts."""
+        return self.ffn_pattern[layer % len(self.ffn_pattern)] == "M"
 
     def _fill_defaults(self) -> None:
         """n_kv_heads = n_heads (MHA), head_dim = d_model // n_heads, and d_ff = 4 * d_model

@@ -155,3 +155,119 @@ def from_hf_llama(hf_model: Any) -> TransformerLM:
                 if rest.startswith(theirs):
                     state[f"blocks.{i}.{ours}{rest[len(theirs) :]}"] = value
     return _load(config, state, sd["model.embed_tokens.weight"].dtype)
+
+
+def _gemma_state(sd: dict[str, Tensor], prefix: str, n_layers: int) -> dict[str, Tensor]:
+    """Gemma weights under ``prefix`` (``model.`` or ``model.language_model.``) in our names.
+
+    Gemma's RMSNorm multiplies by ``1 + w`` (its weights start at 0); ours by ``w``, so every
+    norm weight gets 1 added here, in float32 as transformers computes it.
+    """
+    renames = {
+        "self_attn.q_norm.": "attn.q_norm.",
+        "self_attn.k_norm.": "attn.k_norm.",
+        "self_attn.": "attn.",
+        "mlp.": "ffn.",
+        "input_layernorm.": "attn_norm.",
+        "post_attention_layernorm.": "post_attn_norm.",
+        "pre_feedforward_layernorm.": "ffn_norm.",
+        "post_feedforward_layernorm.": "post_ffn_norm.",
+    }
+
+    def offset(name: str, w: Tensor) -> Tensor:
+        return (1.0 + w.float()).to(w.dtype) if "norm" in name else w
+
+    state = {
+        "tok_emb.weight": sd[prefix + "embed_tokens.weight"],
+        "norm_f.weight": offset("norm", sd[prefix + "norm.weight"]),
+    }
+    for i in range(n_layers):
+        layer = f"{prefix}layers.{i}."
+        for key, value in sd.items():
+            if not key.startswith(layer):
+                continue
+            rest = key[len(layer) :]
+            theirs = next(t for t in renames if rest.startswith(t))
+            ours = f"blocks.{i}.{renames[theirs]}{rest[len(theirs) :]}"
+            state[ours] = offset(ours, value)
+    return state
+
+
+def _gemma_config(c: Any, **options: Any) -> ModelConfig:
+    """The ModelConfig of a Gemma 2 / Gemma 3 text config ``c``; ``options`` add to it."""
+    _require(c.hidden_activation == "gelu_pytorch_tanh", f"activation {c.hidden_activation}")
+    _require(not c.attention_bias, "attention_bias=True")
+    _require(not getattr(c, "use_bidirectional_attention", False), "bidirectional attention")
+    kinds = {"sliding_attention": "L", "full_attention": "G"}
+    _require(set(c.layer_types) <= set(kinds), f"layer types {set(c.layer_types)}")
+    return ModelConfig(
+        vocab_size=c.vocab_size,
+        context_length=c.max_position_embeddings,
+        d_model=c.hidden_size,
+        n_heads=c.num_attention_heads,
+        n_kv_heads=c.num_key_value_heads,
+        head_dim=c.head_dim,
+        n_layers=c.num_hidden_layers,
+        d_ff=c.intermediate_size,
+        ffn_kind="geglu",
+        gelu_approximate="tanh",
+        norm_kind="rmsnorm",
+        norm_eps=c.rms_norm_eps,
+        pos_kind="rope",
+        bias=False,
+        tie_weights=c.tie_word_embeddings,
+        attn_pattern="".join(kinds[t] for t in c.layer_types),
+        sliding_window=c.sliding_window,
+        query_pre_attn_scalar=c.query_pre_attn_scalar,
+        sandwich_norm=True,
+        embed_scale=True,
+        **options,
+    )
+
+
+def _gemma_model(config: ModelConfig, sd: dict[str, Tensor], prefix: str) -> TransformerLM:
+    state = _gemma_state(sd, prefix, config.n_layers)
+    if not config.tie_weights:
+        state["lm_head.weight"] = sd["lm_head.weight"]
+    return _load(config, state, sd[prefix + "embed_tokens.weight"].dtype)
+
+
+def from_hf_gemma2(hf_model: Any) -> TransformerLM:
+    """A TransformerLM (eval mode) with the weights of a Hugging Face ``Gemma2ForCausalLM``:
+    alternating local and global layers, attention and final soft-caps, sandwich norms,
+    GeGLU (tanh GELU), embeddings scaled by sqrt(d_model), tied head."""
+    c = hf_model.config
+    config = _gemma_config(
+        c,
+        rope_theta=_rope_theta(c),
+        attn_softcap=c.attn_logit_softcapping,
+        final_softcap=c.final_logit_softcapping,
+    )
+    return _gemma_model(config, hf_model.state_dict(), "model.")
+
+
+def from_hf_gemma3(hf_model: Any) -> TransformerLM:
+    """A TransformerLM (eval mode) with the weights of a Hugging Face ``Gemma3ForCausalLM``,
+    or the text side of a ``Gemma3ForConditionalGeneration`` (its ``image_token_id`` kept:
+    pass the projected image features as ``image_embeds``).
+
+    Gemma 3 adds QK-norm and a RoPE base per layer kind to Gemma 2. As transformers does:
+    the config's ``attn_logit_softcapping`` is stored but never applied, and the
+    conditional-generation model does not apply ``final_logit_softcapping``.
+    """
+    c = hf_model.config
+    multimodal = hasattr(c, "text_config") and hasattr(c, "vision_config")
+    text = c.text_config if multimodal else c
+    rope = text.rope_parameters
+    for kind in ("full_attention", "sliding_attention"):
+        _require(rope[kind].get("rope_type", "default") == "default", f"{kind} RoPE scaling")
+    config = _gemma_config(
+        text,
+        rope_theta=float(rope["full_attention"]["rope_theta"]),
+        rope_local_theta=float(rope["sliding_attention"]["rope_theta"]),
+        qk_norm=True,
+        final_softcap=None if multimodal else text.final_logit_softcapping,
+        image_token_id=c.image_token_id if multimodal else None,
+    )
+    prefix = "model.language_model." if multimodal else "model."
+    return _gemma_model(config, hf_model.state_dict(), prefix)

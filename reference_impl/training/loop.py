@@ -269,16 +269,19 @@ def _train(
             lr = cosine_lr(it, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters)
             for group in opt.param_groups:
                 group["lr"] = lr
-            loss_sum = 0.0
+            loss_sum = aux_sum = 0.0
             for micro in range(cfg.grad_accum_steps):
                 x, y = get_batch(splits["train"], cfg.batch_size, block, gen)
                 last = micro == cfg.grad_accum_steps - 1
                 sync = contextlib.nullcontext() if last or not d.enabled else net.no_sync()  # type: ignore[operator]
                 with sync, autocast():
                     loss = lm_loss(net(x.to(device)), y.to(device)) / cfg.grad_accum_steps
+                    # MoE layers' load balancing (0 without them), logged beside the LM loss
+                    aux = model.aux_loss() / cfg.grad_accum_steps
                 with sync:
-                    loss.backward()
+                    (loss + exp.model.moe_aux_loss_coef * aux).backward()
                 loss_sum += loss.item()
+                aux_sum += aux.item()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
@@ -287,9 +290,15 @@ def _train(
             if it % cfg.log_interval == 0 or it == stop - 1:
                 result.losses[it] = loss_sum
                 rate = tokens_per_iter * (it + 1 - start) / (time.perf_counter() - began)
-                metrics.log({"iter": it, "loss": loss_sum, "lr": lr, "tokens_per_s": rate})
+                record = {"iter": it, "loss": loss_sum, "lr": lr, "tokens_per_s": rate}
+                moe = "M" in exp.model.ffn_pattern
+                metrics.log(record | ({"aux_loss": aux_sum} if moe else {}))
                 if d.main:
-                    log(f"iter {it:6d}  loss {loss_sum:.4f}  lr {lr:.2e}  {rate:,.0f} tok/s")
+                    aux_note = f"  aux {aux_sum:.4f}" if moe else ""
+                    log(
+                        f"iter {it:6d}  loss {loss_sum:.4f}{aux_note}  lr {lr:.2e}  "
+                        f"{rate:,.0f} tok/s"
+                    )
             if (it + 1) % cfg.eval_interval == 0 and it + 1 < stop and d.main:
                 save_checkpoint(
                     out / "model.pt", state(it + 1, torch.get_rng_state(), gen.get_state())
