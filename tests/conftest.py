@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
         answers = answer_ids(metafunc.module.EXERCISES)
         metafunc.parametrize("answer", answers, ids=[f"{c}-{n}" for c, n in answers])
+
+
+def run_script(
+    script: str, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python scripts/<script> args`` from the repository root, its output captured."""
+    return subprocess.run(
+        [sys.executable, f"scripts/{script}", *args],
+        cwd=REPO,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=900,  # a hang guard, not a speed test
+    )

@@ -3,8 +3,6 @@ and a one-line error (exit 2, no traceback) for every mistake a user can make.""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from reference_impl.training import (
     train,
 )
 
-from .conftest import REPO
+from .conftest import run_script
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +53,6 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "run" / "model.pt"
 
 
-def run(script: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, f"scripts/{script}", *args],
-        cwd=REPO,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def test_generate_prints_prompt_and_continuation_only(checkpoint: Path) -> None:
     args = [
         "--checkpoint",
@@ -77,13 +64,13 @@ def test_generate_prints_prompt_and_continuation_only(checkpoint: Path) -> None:
         "--max-new-tokens",
         "40",
     ]
-    out = run("generate.py", *args)
+    out = run_script("generate.py", *args)
     assert out.returncode == 0, out.stderr
     model, tok, _ = load_model(checkpoint)
     ids = generate(model, torch.tensor([tok.encode("Once upon a time")]), 40, temperature=0.0)
     assert out.stdout == tok.decode(ids[0].tolist()) + "\n"
     assert out.stdout.startswith("Once upon a time") and "tokens generated" in out.stderr
-    assert run("generate.py", *args, "--no-kv-cache").stdout == out.stdout
+    assert run_script("generate.py", *args, "--no-kv-cache").stdout == out.stdout
 
 
 def test_generate_sampling_is_seeded_and_beams_run(checkpoint: Path) -> None:
@@ -100,18 +87,18 @@ def test_generate_sampling_is_seeded_and_beams_run(checkpoint: Path) -> None:
         "1.2",
     ]
     first, again = (
-        run("generate.py", *args, "--seed", "3"),
-        run("generate.py", *args, "--seed", "3"),
+        run_script("generate.py", *args, "--seed", "3"),
+        run_script("generate.py", *args, "--seed", "3"),
     )
     assert first.returncode == 0 and first.stdout == again.stdout
-    beams = run(
+    beams = run_script(
         "generate.py", "--checkpoint", str(checkpoint), "--beams", "3", "--max-new-tokens", "20"
     )
     assert beams.returncode == 0 and beams.stdout.startswith("Once upon a time"), beams.stderr
 
 
 def test_generate_beyond_the_context_keeps_going(checkpoint: Path) -> None:
-    out = run(
+    out = run_script(
         "generate.py",
         "--checkpoint",
         str(checkpoint),
@@ -138,7 +125,7 @@ def test_generate_beyond_the_context_keeps_going(checkpoint: Path) -> None:
 )
 def test_generate_user_errors_are_one_line(checkpoint: Path, args: list[str], message: str) -> None:
     full = ["--checkpoint", str(checkpoint), *args] if "--checkpoint" not in args else args
-    out = run("generate.py", *full)
+    out = run_script("generate.py", *full)
     assert out.returncode == 2 and message in out.stderr, out.stderr
     assert "Traceback" not in out.stderr and out.stdout == ""
 
@@ -149,16 +136,18 @@ def test_a_checkpoint_whose_config_does_not_fit_its_weights(
     ckpt = torch.load(checkpoint, weights_only=True)
     ckpt["model_config"]["d_model"] = 64
     torch.save(ckpt, tmp_path / "bad.pt")
-    out = run("generate.py", "--checkpoint", str(tmp_path / "bad.pt"))
+    out = run_script("generate.py", "--checkpoint", str(tmp_path / "bad.pt"))
     assert out.returncode == 2 and "weights do not fit its model config" in out.stderr
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    out = run("generate.py", "--checkpoint", str(tmp_path / "junk.pt"))
+    out = run_script("generate.py", "--checkpoint", str(tmp_path / "junk.pt"))
     assert out.returncode == 2 and "not a readable checkpoint" in out.stderr
 
 
 def test_chat_answers_each_turn_and_quits(checkpoint: Path) -> None:
     turns = "".join(f"tell me a story number {i}\n" for i in range(6)) + "/quit\n"
-    out = run("chat.py", "--checkpoint", str(checkpoint), "--max-new-tokens", "20", stdin=turns)
+    out = run_script(
+        "chat.py", "--checkpoint", str(checkpoint), "--max-new-tokens", "20", stdin=turns
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("model> ") == 6 and out.stdout.rstrip().endswith("bye")
     # six turns overflow the 48-token context: the history is cut from the front, no error
@@ -166,11 +155,11 @@ def test_chat_answers_each_turn_and_quits(checkpoint: Path) -> None:
 
 
 def test_chat_ends_cleanly_at_end_of_input(checkpoint: Path) -> None:
-    out = run("chat.py", "--checkpoint", str(checkpoint), stdin="hello\n")
+    out = run_script("chat.py", "--checkpoint", str(checkpoint), stdin="hello\n")
     assert out.returncode == 0 and out.stdout.count("model> ") == 1 and "bye" in out.stdout
 
 
 def test_help_of_every_command() -> None:
     for script in ("train.py", "generate.py", "chat.py", "download_data.py"):
-        out = run(script, "--help")
+        out = run_script(script, "--help")
         assert out.returncode == 0 and "usage:" in out.stdout, script

@@ -5,8 +5,6 @@ with the shipped BPE tokenizer, which scripts/train_tokenizer.py rebuilds exactl
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,20 +15,9 @@ from reference_impl.models import SlidingKVCache, TransformerLM
 from reference_impl.tokenizer import load_tokenizer
 from reference_impl.training import load_experiment
 
-from .conftest import REPO
+from .conftest import REPO, run_script
 
 CONFIG = REPO / "configs/mini_gemini.yaml"
-
-
-def run(script: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, f"scripts/{script}", *args],
-        cwd=REPO,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=900,  # a hang guard, not a speed test
-    )
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +38,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     assert text.count("data_dir") == 1
     cfg.write_text(text)
     args = ["--config", str(cfg), "--max-iters", "40", "--sample-tokens", "20"]
-    result = run("train.py", *args, "--out-dir", str(root / "run"))
+    result = run_script("train.py", *args, "--out-dir", str(root / "run"))
     assert result.returncode == 0, result.stderr
     return root / "run", result.stdout
 
@@ -76,7 +63,10 @@ def test_generate_with_and_without_the_cache_agree(trained: tuple[Path, str]) ->
     run_dir, _ = trained
     args = ["--checkpoint", str(run_dir / "model.pt"), "--temperature", "0"]
     args += ["--max-new-tokens", "40", "--prompt", "Once upon a time"]
-    cached, plain = run("generate.py", *args), run("generate.py", *args, "--no-kv-cache")
+    cached, plain = (
+        run_script("generate.py", *args),
+        run_script("generate.py", *args, "--no-kv-cache"),
+    )
     assert cached.returncode == 0 and plain.returncode == 0, cached.stderr + plain.stderr
     assert cached.stdout == plain.stdout
     assert cached.stdout.startswith("Once upon a time")
@@ -89,7 +79,7 @@ def test_generate_with_and_without_the_cache_agree(trained: tuple[Path, str]) ->
 def test_chat_replies_and_quits(trained: tuple[Path, str]) -> None:
     run_dir, _ = trained
     args = ["--checkpoint", str(run_dir / "model.pt"), "--temperature", "0"]
-    result = run("chat.py", *args, stdin="Hello\nTell me a story\n/quit\n")
+    result = run_script("chat.py", *args, stdin="Hello\nTell me a story\n/quit\n")
     assert result.returncode == 0, result.stderr
     replies = [line for line in result.stdout.splitlines() if line.startswith("you> model>")]
     assert len(replies) == 2 and result.stdout.rstrip().endswith("bye"), result.stdout
@@ -98,14 +88,14 @@ def test_chat_replies_and_quits(trained: tuple[Path, str]) -> None:
 
 def test_download_data_uses_the_bpe_tokenizer(tmp_path: Path) -> None:
     args = ["--dataset", "builtin", "--size", "tiny", "--data-dir", str(tmp_path)]
-    result = run("download_data.py", *args, "--tokenizer", "tokenizers/stories-512")
+    result = run_script("download_data.py", *args, "--tokenizer", "tokenizers/stories-512")
     assert result.returncode == 0, result.stderr
     meta = json.loads((tmp_path / "builtin-tiny-stories-512/train.json").read_text())
     assert meta["vocab_size"] == 512 and meta["num_tokens"] > 0
 
 
 def test_shipped_tokenizer_is_what_train_tokenizer_builds(tmp_path: Path) -> None:
-    result = run("train_tokenizer.py", "--out", str(tmp_path / "tok"))
+    result = run_script("train_tokenizer.py", "--out", str(tmp_path / "tok"))
     assert result.returncode == 0, result.stderr
     for name in ("vocab.json", "merges.txt"):
         shipped = (REPO / "tokenizers/stories-512" / name).read_bytes()

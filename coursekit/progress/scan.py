@@ -29,6 +29,7 @@ ORDER = (
     "tokenization",
     "training_loop",
     "generation",
+    "mini_gemini",
 )
 
 _EXERCISE = re.compile(r"\*\*(Exercise\s+\d+)\s*(?:\(([\d.]+)\s*points?\))?[^*]*\*\*(.*)", re.S)
