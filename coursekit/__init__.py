@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from coursedata import generate_shape_images, generate_stories
+    from coursekit.gemini import GeminiConfig, MiniGemini
     from coursekit.images import load_digit_images
     from coursekit.progress import show_progress
     from coursekit.testing import FAST, assert_close, describe_difference
 
 _WHERE = {
     "FAST": "coursekit.testing",
+    "GeminiConfig": "coursekit.gemini",
+    "MiniGemini": "coursekit.gemini",
     "assert_close": "coursekit.testing",
     "describe_difference": "coursekit.testing",
     "generate_shape_images": "coursedata",
@@ -27,6 +30,8 @@ _WHERE = {
 
 __all__ = [
     "FAST",
+    "GeminiConfig",
+    "MiniGemini",
     "assert_close",
     "describe_difference",
     "generate_shape_images",

@@ -30,6 +30,7 @@ ORDER = (
     "training_loop",
     "generation",
     "mini_gemini",
+    "train_and_chat",
 )
 
 _EXERCISE = re.compile(r"\*\*(Exercise\s+\d+)\s*(?:\(([\d.]+)\s*points?\))?[^*]*\*\*(.*)", re.S)
