@@ -35,11 +35,15 @@ def _parameters(args: ast.arguments, *, drop_self: bool) -> str:
     return ast.unparse(args)
 
 
-def normalized(params: str) -> str:
-    """``params`` as :func:`stub_signature` writes them (``1e-5`` becomes ``1e-05``)."""
+def _parse(params: str) -> ast.arguments:
     function = ast.parse(f"def f({params}): pass").body[0]
     assert isinstance(function, ast.FunctionDef)
-    return _parameters(function.args, drop_self=False)
+    return function.args
+
+
+def normalized(params: str) -> str:
+    """``params`` as :func:`stub_signature` writes them (``1e-5`` becomes ``1e-05``)."""
+    return _parameters(_parse(params), drop_self=False)
 
 
 def _method(cls: ast.ClassDef, name: str) -> str | None:
@@ -156,9 +160,8 @@ def _bind(names: list[str], args: list[Any], kwargs: dict[str, Any]) -> dict[str
 
 
 def _names(params: str) -> list[str]:
-    function = ast.parse(f"def f({params}): pass").body[0]
-    assert isinstance(function, ast.FunctionDef)
-    return [a.arg for a in function.args.posonlyargs + function.args.args]
+    args = _parse(params)
+    return [a.arg for a in args.posonlyargs + args.args]
 
 
 def case_problems(sig: Signature, case: Case) -> list[str]:

@@ -103,6 +103,24 @@ def _rope_theta(c: Any) -> float:
     return float(params.get("rope_theta", getattr(c, "rope_theta", 10000.0)))
 
 
+def _rename_layers(
+    sd: dict[str, Tensor], prefix: str, n_layers: int, renames: dict[str, str]
+) -> dict[str, Tensor]:
+    """``{prefix}layers.{i}.<theirs>rest`` -> ``blocks.{i}.<ours>rest`` for each layer's
+    weights, ``renames`` mapping their name prefixes to ours (the first that matches wins)."""
+    state = {}
+    for i in range(n_layers):
+        layer = f"{prefix}layers.{i}."
+        for key, value in sd.items():
+            if not key.startswith(layer):
+                continue
+            rest = key[len(layer) :]
+            theirs = next((t for t in renames if rest.startswith(t)), None)
+            if theirs is not None:
+                state[f"blocks.{i}.{renames[theirs]}{rest[len(theirs) :]}"] = value
+    return state
+
+
 def from_hf_llama(hf_model: Any) -> TransformerLM:
     """A TransformerLM (eval mode) with the weights of a Hugging Face ``LlamaForCausalLM``.
 
@@ -145,15 +163,7 @@ def from_hf_llama(hf_model: Any) -> TransformerLM:
         "input_layernorm.": "attn_norm.",
         "post_attention_layernorm.": "ffn_norm.",
     }
-    for i in range(c.num_hidden_layers):
-        prefix = f"model.layers.{i}."
-        for key, value in sd.items():
-            if not key.startswith(prefix):
-                continue
-            rest = key[len(prefix) :]
-            for theirs, ours in renames.items():
-                if rest.startswith(theirs):
-                    state[f"blocks.{i}.{ours}{rest[len(theirs) :]}"] = value
+    state |= _rename_layers(sd, "model.", c.num_hidden_layers, renames)
     return _load(config, state, sd["model.embed_tokens.weight"].dtype)
 
 
@@ -164,9 +174,7 @@ def _gemma_state(sd: dict[str, Tensor], prefix: str, n_layers: int) -> dict[str,
     norm weight gets 1 added here, in float32 as transformers computes it.
     """
     renames = {
-        "self_attn.q_norm.": "attn.q_norm.",
-        "self_attn.k_norm.": "attn.k_norm.",
-        "self_attn.": "attn.",
+        "self_attn.": "attn.",  # q_norm, k_norm too
         "mlp.": "ffn.",
         "input_layernorm.": "attn_norm.",
         "post_attention_layernorm.": "post_attn_norm.",
@@ -181,15 +189,7 @@ def _gemma_state(sd: dict[str, Tensor], prefix: str, n_layers: int) -> dict[str,
         "tok_emb.weight": sd[prefix + "embed_tokens.weight"],
         "norm_f.weight": offset("norm", sd[prefix + "norm.weight"]),
     }
-    for i in range(n_layers):
-        layer = f"{prefix}layers.{i}."
-        for key, value in sd.items():
-            if not key.startswith(layer):
-                continue
-            rest = key[len(layer) :]
-            theirs = next(t for t in renames if rest.startswith(t))
-            ours = f"blocks.{i}.{renames[theirs]}{rest[len(theirs) :]}"
-            state[ours] = offset(ours, value)
+    state |= {k: offset(k, v) for k, v in _rename_layers(sd, prefix, n_layers, renames).items()}
     return state
 
 
