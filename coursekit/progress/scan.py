@@ -31,6 +31,7 @@ ORDER = (
     "generation",
     "mini_gemini",
     "train_and_chat",
+    "image_prefix",
 )
 
 _EXERCISE = re.compile(r"\*\*(Exercise\s+\d+)\s*(?:\(([\d.]+)\s*points?\))?[^*]*\*\*(.*)", re.S)
