@@ -7,6 +7,7 @@ Students get it as ``coursekit.generate_stories``; the reference as
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 NAMES = ["Lily", "Tom", "Mia", "Ben", "Sara", "Max", "Anna", "Leo", "Zoe", "Sam"]
 ANIMALS = ["cat", "dog", "bird", "frog", "bunny", "duck", "fox", "bear"]
@@ -37,8 +38,23 @@ _ENDINGS = [
 ]
 
 
-def generate_story(rng: random.Random) -> str:
-    """One story of 3-6 sentences drawn with ``rng``."""
+@dataclass(frozen=True)
+class Story:
+    """A drawn story: its ``text``, the ``slots`` it was filled with and the ``templates``
+    (unfilled sentences) it used. Not every slot appears in the text; ``says`` tells."""
+
+    text: str
+    slots: dict[str, str]
+    templates: tuple[str, ...]
+
+    def says(self, pattern: str) -> bool:
+        """Whether one of the story's sentences contains the template fragment ``pattern``,
+        e.g. ``"{place}"`` (the place is in the text) or ``"{name} felt {feeling}"``."""
+        return any(pattern in template for template in self.templates)
+
+
+def draw_story(rng: random.Random) -> Story:
+    """One story of 3-6 sentences drawn with ``rng``, with its slots and templates."""
     slots = {
         "name": rng.choice(NAMES),
         "animal": rng.choice(ANIMALS),
@@ -48,8 +64,14 @@ def generate_story(rng: random.Random) -> str:
         "feeling": rng.choice(FEELINGS),
     }
     middle = rng.sample(_MIDDLES, k=rng.randint(1, 4))
-    sentences = [rng.choice(_OPENINGS), *middle, rng.choice(_ENDINGS)]
-    return " ".join(s.format(**slots) for s in sentences)
+    templates = (rng.choice(_OPENINGS), *middle, rng.choice(_ENDINGS))
+    text = " ".join(t.format(**slots) for t in templates)
+    return Story(text=text, slots=slots, templates=templates)
+
+
+def generate_story(rng: random.Random) -> str:
+    """One story of 3-6 sentences drawn with ``rng`` (the text of ``draw_story``)."""
+    return draw_story(rng).text
 
 
 def generate_stories(n: int, seed: int = 0) -> list[str]:
