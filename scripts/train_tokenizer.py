@@ -5,7 +5,9 @@ write it in GPT-2's format, for ``data.tokenizer`` in a config.
     python scripts/train_tokenizer.py --dataset tinystories --size small --vocab-size 4096 \\
         --out tokenizers/tinystories-4096
 
-Documents are joined with ``<|endoftext|>``, which becomes a special token (id 256). The
+Documents are joined with ``<|endoftext|>``, which becomes a special token (id 256), and the
+chat format's ``<|user|>``, ``<|assistant|>``, ``<|end|>`` are reserved (ids 257-259) for
+fine-tuning an assistant (scripts/sft.py). The
 result is deterministic: the same dataset and vocabulary size give the same files, so
 ``tokenizers/stories-512`` (used by configs/mini_gemini.yaml) is rebuilt by the default
 command and checked by the tests.
@@ -22,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reference_impl.data import documents
-from reference_impl.tokenizer import EOT
+from reference_impl.tokenizer import EOT, SPECIAL_TOKENS
 from reference_impl.tokenizer.bpe import train_bpe
 from reference_impl.tokenizer.tokenizer import Tokenizer
 
@@ -33,9 +35,11 @@ def train(dataset: str, size: str, vocab_size: int, out: Path, data_dir: str = "
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "train.txt"
         corpus.write_text(text, encoding="utf-8")
-        vocab, merges = train_bpe(corpus, vocab_size, [EOT], num_processes=1, progress=False)
+        vocab, merges = train_bpe(
+            corpus, vocab_size, list(SPECIAL_TOKENS), num_processes=1, progress=False
+        )
     out.mkdir(parents=True, exist_ok=True)
-    Tokenizer(vocab, merges, [EOT]).save(out / "vocab.json", out / "merges.txt")
+    Tokenizer(vocab, merges, list(SPECIAL_TOKENS)).save(out / "vocab.json", out / "merges.txt")
     return out
 
 

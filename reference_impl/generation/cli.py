@@ -18,7 +18,7 @@ from reference_impl.generation.beam import beam_search
 from reference_impl.generation.decoding import generate
 from reference_impl.generation.loading import load_model
 from reference_impl.models import TransformerLM
-from reference_impl.tokenizer import EOT
+from reference_impl.tokenizer import END, EOT, has_chat_format, render_prompt
 from reference_impl.utils import CheckpointError, resolve_device
 
 
@@ -57,15 +57,19 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--beams: must be >= 1, got {args.beams}")
 
 
-def _load(args: argparse.Namespace) -> tuple[TransformerLM, Any]:
+def _load_all(args: argparse.Namespace) -> tuple[TransformerLM, Any, dict[str, Any]]:
     try:
-        model, tok, _ = load_model(args.checkpoint, resolve_device(args.device))
+        return load_model(args.checkpoint, resolve_device(args.device))
     except RuntimeError as e:  # load_state_dict: weights that do not fit the config
         if isinstance(e, CheckpointError):
             raise
         raise CheckpointError(
             f"{args.checkpoint}: its weights do not fit its model config ({str(e)[:120]})"
         ) from None
+
+
+def _load(args: argparse.Namespace) -> tuple[TransformerLM, Any]:
+    model, tok, _ = _load_all(args)
     return model, tok
 
 
@@ -147,8 +151,10 @@ def generate_main(argv: list[str] | None = None) -> int:
 def chat_main(
     argv: list[str] | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None
 ) -> int:
-    """A conversation: each reply continues the history ("User: ..." / "Assistant: ...")
-    that fits in the context window; ``/quit``, ``/exit``, end of input or Ctrl-C end it."""
+    """A conversation; ``/quit``, ``/exit``, end of input or Ctrl-C end it. A fine-tuned
+    checkpoint (scripts/sft.py) is prompted in its chat format and stops at ``<|end|>``; a
+    base model continues a plain "User: ..." / "Assistant: ..." history. Either way the
+    history is cut to the turns that fit in the context window."""
     p = argparse.ArgumentParser(
         prog="chat.py",
         description="Chat with a trained model (/quit to leave).",
@@ -161,10 +167,12 @@ def chat_main(
 
     def main() -> int:
         _check(args)
-        model, tok = _load(args)
+        model, tok, ckpt = _load_all(args)
         limit = model.config.context_length
         room = max(1, min(args.max_new_tokens, limit // 2))
         args.max_new_tokens = room
+        if ckpt.get("chat_format") and has_chat_format(tok):
+            return _chat_format_loop(model, tok, args, inp, out)
         stop = [tok.encode("\nUser:")]
         eot = getattr(tok, "special_ids", {}).get(EOT)  # a BPE tokenizer's end of text
         if eot is not None:
@@ -188,3 +196,42 @@ def chat_main(
             history += f" {reply}\n"
 
     return _run(main)
+
+
+def _chat_format_loop(
+    model: TransformerLM, tok: Any, args: argparse.Namespace, inp: TextIO, out: TextIO
+) -> int:
+    """The chat loop of a fine-tuned model: the conversation rendered in the chat format
+    (earliest turns dropped while it does not fit), each reply up to ``<|end|>``."""
+    limit, end = model.config.context_length, tok.special_ids[END]
+    conversation: list[dict[str, str]] = []
+    print("Chat with the assistant; /quit to leave, /new for a new chat.", file=sys.stderr)
+    while True:
+        print("you> ", end="", file=out, flush=True)
+        line = inp.readline()
+        if not line or line.strip() in ("/quit", "/exit"):
+            print("bye", file=out)
+            return 0
+        if line.strip() == "/new":
+            conversation = []
+            continue
+        if not line.strip():
+            continue
+        conversation.append({"role": "user", "content": line.strip()})
+        ids = render_prompt(tok, conversation)
+        while len(ids) + args.max_new_tokens > limit and len(conversation) > 1:
+            conversation = conversation[2:]  # forget the oldest exchange
+            ids = render_prompt(tok, conversation)
+        if len(ids) >= limit:
+            conversation.pop()
+            print(
+                f"model> [your message is {len(ids)} tokens; the context holds {limit}]",
+                file=out,
+                flush=True,
+            )
+            continue
+        idx = torch.tensor([ids], device=next(model.parameters()).device)
+        new = _continue(model, idx, args, [[end]])[0, idx.size(1) :].tolist()
+        reply = tok.decode(new[: new.index(end)] if end in new else new).strip()
+        print(f"model> {reply}", file=out, flush=True)
+        conversation.append({"role": "assistant", "content": reply})

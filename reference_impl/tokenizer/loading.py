@@ -3,15 +3,14 @@ checkpoint stores of it so that generation needs nothing else."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reference_impl.tokenizer.byte import ByteTokenizer
+from reference_impl.tokenizer.specials import EOT, SPECIAL_TOKENS
 from reference_impl.tokenizer.tokenizer import Tokenizer
-
-#: The special token that separates documents.
-EOT = "<|endoftext|>"
 
 
 @dataclass
@@ -33,8 +32,11 @@ def load_tokenizer(spec: str) -> TokenizerSpec:
     folder = Path(spec)
     for vocab, merges in (("vocab.json", "merges.txt"), ("gpt2_vocab.json", "gpt2_merges.txt")):
         if (folder / vocab).is_file() and (folder / merges).is_file():
-            tok = Tokenizer.from_files(folder / vocab, folder / merges, [EOT])
-            return TokenizerSpec(folder.name, tok, len(tok), tok.special_ids[EOT])
+            with open(folder / vocab, encoding="utf-8") as f:
+                held = json.load(f)
+            specials = [t for t in SPECIAL_TOKENS if t in held]  # e.g. the chat tokens
+            tok = Tokenizer.from_files(folder / vocab, folder / merges, specials)
+            return TokenizerSpec(folder.name, tok, len(tok), tok.special_ids.get(EOT))
     raise ValueError(
         f"tokenizer {spec!r}: use 'bytes' or a folder holding vocab.json and merges.txt"
     )

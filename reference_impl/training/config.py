@@ -37,6 +37,7 @@ class TrainConfig:
     dtype: Literal["float32", "bfloat16"] = "float32"  # bfloat16: autocast (GPU path)
     compile: bool = False  # torch.compile the model (GPU path)
     wandb: bool = False  # also log to Weights & Biases, offline mode
+    init_from: str | None = None  # a checkpoint whose weights start the run (fine-tuning)
 
     def __post_init__(self) -> None:
         positive = (
@@ -63,7 +64,9 @@ class DataConfig:
     """Where the training text comes from and how it becomes token ids.
 
     ``dataset``: ``builtin`` (the offline stories), ``tinystories``, or a path to a text
-    file or a folder of them. ``size``: tiny, small, medium or full (stories per split).
+    file or a folder of them; or ``instructions``, the offline chat conversations for
+    supervised fine-tuning (rendered in the chat format, trained on the assistant's turns).
+    ``size``: tiny, small, medium or full (stories, or conversations, per split).
     ``tokenizer``: ``bytes`` or a folder with ``vocab.json`` and ``merges.txt``. Token files
     are built once under ``data_dir``.
     """

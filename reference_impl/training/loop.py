@@ -20,8 +20,14 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from reference_impl.data import get_batch, open_token_file, prepare, token_dir
+from reference_impl.data.chat import (
+    ChatExamples,
+    get_chat_batch,
+    instruction_conversations,
+    render_examples,
+)
 from reference_impl.models import ModelConfig, TransformerLM, lm_loss
-from reference_impl.tokenizer import tokenizer_state
+from reference_impl.tokenizer import EOT, load_tokenizer, tokenizer_state
 from reference_impl.training import distributed
 from reference_impl.training.config import DataConfig, ExperimentConfig, TrainConfig
 from reference_impl.training.schedule import cosine_lr
@@ -57,22 +63,69 @@ def load_splits(data: DataConfig, vocab_size: int, d: distributed.Dist) -> dict[
     }
 
 
+class TextBatches:
+    """Pretraining: random windows of ``block`` tokens from the token files."""
+
+    def __init__(self, exp: ExperimentConfig, d: distributed.Dist) -> None:
+        self.splits = load_splits(exp.data, exp.model.vocab_size, d)
+        self.block = exp.model.context_length
+
+    def sample(self, split: str, batch_size: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        return get_batch(self.splits[split], batch_size, self.block, gen)
+
+    def describe(self) -> str:
+        return f"{len(self.splits['train']):,} training tokens"
+
+
+class ChatBatches:
+    """Supervised fine-tuning: whole conversations in the chat format, padded; only the
+    assistant's tokens are trained on."""
+
+    def __init__(self, exp: ExperimentConfig) -> None:
+        tok = load_tokenizer(exp.data.tokenizer)
+        if tok.eot_id is None:
+            raise TrainError(f"data.tokenizer {exp.data.tokenizer!r} has no {EOT} token")
+        train, held_out = instruction_conversations(exp.data.size, seed=exp.train.seed)
+        try:
+            self.splits: dict[str, ChatExamples] = {
+                "train": render_examples(tok.tokenizer, train, exp.model.context_length),
+                "validation": render_examples(tok.tokenizer, held_out, exp.model.context_length),
+            }
+        except ValueError as e:
+            raise TrainError(f"data.dataset instructions: {e}") from None
+        self.pad_id = tok.eot_id
+
+    def sample(self, split: str, batch_size: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        return get_chat_batch(self.splits[split], batch_size, self.pad_id, gen)
+
+    def describe(self) -> str:
+        train = self.splits["train"]
+        return (
+            f"{len(train):,} training conversations ({train.n_trained:,} answer tokens; "
+            f"{train.dropped} longer than the context left out)"
+        )
+
+
+def load_batches(exp: ExperimentConfig, d: distributed.Dist) -> TextBatches | ChatBatches:
+    return ChatBatches(exp) if exp.data.dataset == "instructions" else TextBatches(exp, d)
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
-    ids: np.ndarray,
+    batches: TextBatches | ChatBatches,
     cfg: TrainConfig,
-    block: int,
     device: torch.device,
     autocast: Callable[[], contextlib.AbstractContextManager[Any]],
 ) -> float:
-    """Mean loss over ``cfg.eval_iters`` batches, always the same ones (a fixed seed)."""
+    """Mean loss over ``cfg.eval_iters`` validation batches, always the same ones (a
+    fixed seed)."""
     was_training = model.training
     model.eval()
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     total = 0.0
     for _ in range(cfg.eval_iters):
-        x, y = get_batch(ids, cfg.batch_size, block, gen)
+        x, y = batches.sample("validation", cfg.batch_size, gen)
         with autocast():
             total += lm_loss(model(x.to(device)), y.to(device)).item()
     model.train(was_training)
@@ -134,7 +187,12 @@ class TrainResult:
     val_loss: float = math.nan
 
 
-def _check_resumable(ckpt: dict[str, Any], exp: ExperimentConfig, path: Path) -> None:
+def _check_resumable(
+    ckpt: dict[str, Any],
+    exp: ExperimentConfig,
+    path: Path,
+    fix: str = "resume with the checkpoint's config or use another --out-dir",
+) -> None:
     # from_dict fills in what older checkpoints saved as None (derived fields)
     saved, wanted = ModelConfig.from_dict(ckpt["model_config"]).to_dict(), exp.model.to_dict()
     diff = [k for k in wanted if saved.get(k) != wanted[k]]
@@ -142,8 +200,21 @@ def _check_resumable(ckpt: dict[str, Any], exp: ExperimentConfig, path: Path) ->
         k = diff[0]
         raise TrainError(
             f"{path} was trained with model.{k}={saved.get(k)!r}, the config says "
-            f"{wanted[k]!r}: resume with the checkpoint's config or use another --out-dir"
+            f"{wanted[k]!r}: {fix}"
         )
+
+
+def _initial_weights(exp: ExperimentConfig) -> dict[str, Tensor] | None:
+    """The weights of ``train.init_from`` (a checkpoint of the same architecture), if set."""
+    path = exp.train.init_from
+    if path is None:
+        return None
+    try:
+        base = load_checkpoint(path)
+    except CheckpointError as e:
+        raise TrainError(f"train.init_from: {e}") from None
+    _check_resumable(base, exp, Path(path), "fine-tune with the base model's architecture")
+    return base["model"]
 
 
 def _iterations(start: int, stop: int, show: bool) -> Iterator[int]:
@@ -184,10 +255,11 @@ def train(
         _check_resumable(ckpt, exp, ckpt_path)
     elif ckpt_path.exists() and not overwrite:
         raise TrainError(f"{ckpt_path} exists: pass --resume to continue it, or --overwrite")
+    init = None if ckpt is not None else _initial_weights(exp)
 
     d = distributed.setup()
     try:
-        return _train(exp, cfg, out, stop, ckpt, d, progress, log)
+        return _train(exp, cfg, out, stop, ckpt, init, d, progress, log)
     finally:
         distributed.teardown(d)
 
@@ -198,6 +270,7 @@ def _train(
     out: Path,
     stop: int,
     ckpt: dict[str, Any] | None,
+    init: dict[str, Tensor] | None,
     d: distributed.Dist,
     progress: bool,
     log: Callable[[str], None],
@@ -205,9 +278,11 @@ def _train(
     device = resolve_device(cfg.device)
     if d.enabled and device.type == "cuda":
         device = torch.device("cuda", d.local_rank)
-    splits = load_splits(exp.data, exp.model.vocab_size, d)
+    batches = load_batches(exp, d)
     torch.manual_seed(cfg.seed + d.rank)
     model = TransformerLM(exp.model).to(device)
+    if init is not None:
+        model.load_state_dict(init)
     opt = make_optimizer(model, cfg, device)
     gen = torch.Generator().manual_seed(cfg.seed + d.rank)
     start = 0
@@ -240,7 +315,7 @@ def _train(
     if d.main:
         log(
             f"model: {model.num_parameters():,} parameters on {device} x {d.world_size}; "
-            f"data: {len(splits['train']):,} training tokens ({exp.data.dataset}); "
+            f"data: {batches.describe()} ({exp.data.dataset}); up to "
             f"{tokens_per_iter:,} tokens per iteration; iterations {start} -> {stop}"
         )
 
@@ -253,25 +328,27 @@ def _train(
             "train_config": asdict(cfg),
             "data_config": asdict(exp.data),
             "tokenizer": tokenizer_state(exp.data.tokenizer),
+            "chat_format": exp.data.dataset == "instructions",
             "rng": {"torch": torch_rng, "data": data_rng},
         }
 
     result = TrainResult(out, start)
     net.train()
-    began, it = time.perf_counter(), start
+    began, it, tokens_seen = time.perf_counter(), start, 0
     rng_at_start = (torch.get_rng_state(), gen.get_state())
     try:
         for it in _iterations(start, stop, progress and d.main):
             rng_at_start = (torch.get_rng_state(), gen.get_state())
             if it % cfg.eval_interval == 0 and it > 0 and d.main:
-                val = evaluate(model, splits["validation"], cfg, block, device, autocast)
+                val = evaluate(model, batches, cfg, device, autocast)
                 metrics.log({"iter": it, "val_loss": val, "val_ppl": math.exp(min(val, 50))})
             lr = cosine_lr(it, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters)
             for group in opt.param_groups:
                 group["lr"] = lr
             loss_sum = aux_sum = 0.0
             for micro in range(cfg.grad_accum_steps):
-                x, y = get_batch(splits["train"], cfg.batch_size, block, gen)
+                x, y = batches.sample("train", cfg.batch_size, gen)
+                tokens_seen += x.numel() * d.world_size
                 last = micro == cfg.grad_accum_steps - 1
                 sync = contextlib.nullcontext() if last or not d.enabled else net.no_sync()  # type: ignore[operator]
                 with sync, autocast():
@@ -289,7 +366,7 @@ def _train(
             result.iters_done = it + 1
             if it % cfg.log_interval == 0 or it == stop - 1:
                 result.losses[it] = loss_sum
-                rate = tokens_per_iter * (it + 1 - start) / (time.perf_counter() - began)
+                rate = tokens_seen / (time.perf_counter() - began)
                 record = {"iter": it, "loss": loss_sum, "lr": lr, "tokens_per_s": rate}
                 moe = "M" in exp.model.ffn_pattern
                 metrics.log(record | ({"aux_loss": aux_sum} if moe else {}))
@@ -323,7 +400,7 @@ def _train(
         metrics.close()
         raise
     if d.main:
-        result.val_loss = evaluate(model, splits["validation"], cfg, block, device, autocast)
+        result.val_loss = evaluate(model, batches, cfg, device, autocast)
         metrics.log(
             {
                 "iter": stop,
