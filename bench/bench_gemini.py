@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from reference_impl.data import open_token_file, prepare, token_dir
+from reference_impl.data import is_prepared, open_token_file, prepare, token_dir
 from reference_impl.models import KVCache, ModelConfig, TransformerLM
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,9 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def token_ids(split: str) -> Tensor:
     """The offline stories' ``split`` in stories-512 ids (tokenized once into data/)."""
-    folder = token_dir("builtin", "small", "stories-512", REPO / "data")
-    if not (folder / f"{split}.bin").is_file():
-        prepare("builtin", "small", str(REPO / "tokenizers/stories-512"), REPO / "data")
+    tokenizer = str(REPO / "tokenizers/stories-512")
+    folder = token_dir("builtin", "small", tokenizer, REPO / "data")
+    if not is_prepared("builtin", "small", tokenizer, REPO / "data"):
+        prepare("builtin", "small", tokenizer, REPO / "data")
     ids, _ = open_token_file(folder / f"{split}.bin", 512)
     return torch.from_numpy(ids.astype("int64"))
 

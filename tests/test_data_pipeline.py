@@ -148,6 +148,29 @@ def test_prepare_with_a_trained_bpe_appends_end_of_text(shared_data: Path, tmp_p
     assert list(ids[: len(tok.encode(first)) + 1]) == [*tok.encode(first), 256]
 
 
+def test_a_retrained_tokenizer_never_reads_stale_token_files(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """Token files record the tokenizer's fingerprint: the same folder name with other
+    merges (a retrained tokenizer) is not prepared, and the trainer rebuilds its files."""
+    from reference_impl.data import is_prepared
+    from reference_impl.tokenizer import Tokenizer, train_bpe
+
+    bpe_dir = tmp_path / "bpe"
+    bpe_dir.mkdir()
+    corpus = shared_data / "text" / "tinystories_sample.txt"
+    for size in (300, 290):
+        vocab, merges = train_bpe(corpus, size, [EOT])
+        Tokenizer(vocab, merges, [EOT]).save(bpe_dir / "vocab.json", bpe_dir / "merges.txt")
+        assert not is_prepared("builtin", "tiny", str(bpe_dir), tmp_path)
+        prepare("builtin", "tiny", str(bpe_dir), out_dir=tmp_path)
+        assert is_prepared("builtin", "tiny", str(bpe_dir), tmp_path)
+    _, meta = open_token_file(tmp_path / "builtin-tiny-bpe" / "train.bin")
+    assert meta.vocab_size == 290
+    (tmp_path / "builtin-tiny-bpe" / "train.json").write_text("{broken")
+    assert not is_prepared("builtin", "tiny", str(bpe_dir), tmp_path)
+
+
 def test_token_file_write_is_atomic(tmp_path: Path) -> None:
     path = tmp_path / "t.bin"
     write_token_file(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from reference_impl.data.sources import SPLITS, documents
 from reference_impl.data.token_file import TokenFileMeta, write_token_file
-from reference_impl.tokenizer import load_tokenizer
+from reference_impl.tokenizer import load_tokenizer, tokenizer_fingerprint
 
 
 def prepare(
@@ -35,8 +36,26 @@ def prepare(
             split=split,
             source=f"{dataset} ({size})",
             eot_id=tok.eot_id,
+            fingerprint=tokenizer_fingerprint(tokenizer),
         )
     return metas
+
+
+def is_prepared(
+    dataset: str, size: str, tokenizer: str, out_dir: str | os.PathLike[str] = "data"
+) -> bool:
+    """Whether :func:`prepare`'s token files exist and were made by this very tokenizer
+    (the files' fingerprint matches): a retrained tokenizer of the same name gets new ones."""
+    folder = token_dir(dataset, size, tokenizer, out_dir)
+    want = tokenizer_fingerprint(tokenizer)
+    for split in SPLITS:
+        try:
+            meta = json.loads((folder / f"{split}.json").read_text())
+        except (OSError, ValueError):
+            return False
+        if not (folder / f"{split}.bin").is_file() or meta.get("fingerprint") != want:
+            return False
+    return True
 
 
 def token_dir(

@@ -28,6 +28,7 @@ class TokenFileMeta:
     split: str
     source: str
     eot_id: int | None = None
+    fingerprint: str | None = None  # of the tokenizer's files (tokenizer_fingerprint)
 
 
 def _dtype(vocab_size: int) -> str:
@@ -43,6 +44,7 @@ def write_token_file(
     split: str,
     source: str,
     eot_id: int | None = None,
+    fingerprint: str | None = None,
     block: int = 1 << 20,
 ) -> TokenFileMeta:
     """Write ``path`` (``.bin``) and its ``.json`` from documents' ids, streaming.
@@ -71,7 +73,9 @@ def write_token_file(
             buf.tofile(f)
             f.flush()
             os.fsync(f.fileno())
-        meta = TokenFileMeta(tokenizer, vocab_size, dtype, count, split, source, eot_id)
+        meta = TokenFileMeta(
+            tokenizer, vocab_size, dtype, count, split, source, eot_id, fingerprint
+        )
         meta_tmp = path.with_suffix(".json.tmp")
         meta_tmp.write_text(json.dumps(asdict(meta), indent=2))
         os.replace(tmp, path)

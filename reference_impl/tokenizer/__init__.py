@@ -8,6 +8,7 @@ from reference_impl.tokenizer.chat import has_chat_format, render_conversation, 
 from reference_impl.tokenizer.loading import (
     TokenizerSpec,
     load_tokenizer,
+    tokenizer_fingerprint,
     tokenizer_from_state,
     tokenizer_state,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "load_tokenizer",
     "render_conversation",
     "render_prompt",
+    "tokenizer_fingerprint",
     "tokenizer_from_state",
     "tokenizer_state",
     "train_bpe",

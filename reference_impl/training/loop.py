@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from reference_impl.data import get_batch, open_token_file, prepare, token_dir
+from reference_impl.data import get_batch, is_prepared, open_token_file, prepare, token_dir
 from reference_impl.data.chat import (
     ChatExamples,
     get_chat_batch,
@@ -54,7 +54,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> 
 def load_splits(data: DataConfig, vocab_size: int, d: distributed.Dist) -> dict[str, np.ndarray]:
     """The train and validation token files, built on first use (by the main process)."""
     folder = token_dir(data.dataset, data.size, data.tokenizer, data.data_dir)
-    if d.main and not (folder / "validation.json").is_file():
+    if d.main and not is_prepared(data.dataset, data.size, data.tokenizer, data.data_dir):
         prepare(data.dataset, data.size, data.tokenizer, data.data_dir, data.data_dir)
     distributed.barrier(d)
     return {
