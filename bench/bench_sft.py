@@ -36,6 +36,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pretrain-iters", type=int, default=600)
     p.add_argument("--sft-iters", type=int, default=600)
+    p.add_argument("--sft-lr", type=float, default=5e-4)
+    p.add_argument(
+        "--base", type=Path, help="a pretrained model.pt to start from (skips pretraining)"
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--questions", type=int, default=300)
     p.add_argument("--out", type=Path, default=REPO / "bench/runs/sft")
@@ -47,20 +51,24 @@ def main() -> None:
     exp.train.eval_interval = args.pretrain_iters
     exp.data.tokenizer = str(REPO / "tokenizers/stories-512")
     exp.data.data_dir = str(REPO / "data")
-    base_dir, sft_dir = args.out / "base", args.out / "sft"
-    began = time.perf_counter()
-    pre = train(exp, base_dir, overwrite=True, log=lambda _: None)
-    seconds = time.perf_counter() - began
-    tokens = args.pretrain_iters * exp.train.batch_size * exp.model.context_length
-    print(
-        f"pretraining: {args.pretrain_iters} iterations in {seconds:.0f} s, "
-        f"{tokens / seconds:,.0f} tokens/s, validation loss {pre.val_loss:.3f}"
-    )
+    base_ckpt, sft_dir = args.out / "base/model.pt", args.out / "sft"
+    if args.base is not None:
+        base_ckpt = args.base
+        print(f"pretrained: {base_ckpt}")
+    else:
+        began = time.perf_counter()
+        pre = train(exp, base_ckpt.parent, overwrite=True, log=lambda _: None)
+        seconds = time.perf_counter() - began
+        tokens = args.pretrain_iters * exp.train.batch_size * exp.model.context_length
+        print(
+            f"pretraining: {args.pretrain_iters} iterations in {seconds:.0f} s, "
+            f"{tokens / seconds:,.0f} tokens/s, validation loss {pre.val_loss:.3f}"
+        )
 
-    flags = ["--checkpoint", str(base_dir / "model.pt"), "--out-dir", str(sft_dir)]
+    flags = ["--checkpoint", str(base_ckpt), "--out-dir", str(sft_dir), "--lr", str(args.sft_lr)]
     flags += ["--max-iters", str(args.sft_iters), "--eval-questions", str(args.questions)]
     sft_args = parse_args(flags)
-    sft = sft_experiment(load_checkpoint(base_dir / "model.pt"), sft_args)
+    sft = sft_experiment(load_checkpoint(base_ckpt), sft_args)
     began = time.perf_counter()
     tuned = train(sft, sft_dir, overwrite=True, log=lambda _: None)
     print(
@@ -69,7 +77,7 @@ def main() -> None:
     )
 
     questions = held_out_questions(sft_args)
-    base, tok, _ = load_model(base_dir / "model.pt")
+    base, tok, _ = load_model(base_ckpt)
     model, _, _ = load_model(sft_dir / "model.pt")
     print(f"held-out questions ({len(questions)}), exact match:")
     print(line("base, plain-text prompt", qa_accuracy(base, tok, questions, chat=False)))

@@ -161,16 +161,23 @@ def chat_main(
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     _sampling_flags(p)
+    p.add_argument("--web", action="store_true", help="chat in the browser instead")
+    p.add_argument("--port", type=int, default=8000, help="--web: the port (0: any free one)")
+    p.add_argument("--host", default="127.0.0.1", help="--web: the address to listen on")
     p.set_defaults(max_new_tokens=120)
     args = p.parse_args(argv)
     inp, out = stdin or sys.stdin, stdout or sys.stdout
 
     def main() -> int:
         _check(args)
+        if not 0 <= args.port <= 65535:
+            raise UsageError(f"--port: must be in 0..65535, got {args.port}")
         model, tok, ckpt = _load_all(args)
         limit = model.config.context_length
         room = max(1, min(args.max_new_tokens, limit // 2))
         args.max_new_tokens = room
+        if args.web:
+            return _serve_web(model, tok, ckpt, args)
         if ckpt.get("chat_format") and has_chat_format(tok):
             return _chat_format_loop(model, tok, args, inp, out)
         stop = [tok.encode("\nUser:")]
@@ -196,6 +203,25 @@ def chat_main(
             history += f" {reply}\n"
 
     return _run(main)
+
+
+def _serve_web(
+    model: TransformerLM, tok: Any, ckpt: dict[str, Any], args: argparse.Namespace
+) -> int:
+    """``--web``: the browser chat (reference_impl/generation/web.py) of a fine-tuned
+    checkpoint, on ``--host``:``--port``; the page sets the sampling of each reply."""
+    if not (ckpt.get("chat_format") and has_chat_format(tok)):
+        raise UsageError(
+            f"{args.checkpoint} was not fine-tuned for chat: run scripts/sft.py "
+            "(without --web, chat.py continues a base model's plain text)"
+        )
+    from reference_impl.generation.web import listen, serve
+
+    try:
+        sock = listen(args.host, args.port)
+    except OSError as e:
+        raise UsageError(f"--host/--port: cannot listen on {args.host}:{args.port} ({e})") from None
+    return serve(model, tok, sock, max_new_tokens=args.max_new_tokens)
 
 
 def _chat_format_loop(
