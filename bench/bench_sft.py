@@ -2,7 +2,7 @@
 a shorter schedule), fine-tune it on the offline instruction set (scripts/sft.py's run), and
 ask both the held-out questions (stories no training conversation holds).
 
-    python bench/bench_sft.py [--pretrain-iters 600] [--sft-iters 600] [--threads 2]
+    python bench/bench_sft.py [--pretrain-iters 600] [--sft-iters 1500] [--sft-lr 1e-3] [--threads 2]
         [--questions 300] [--out bench/runs/sft]
 
 Printed: the time and tokens/s of both runs, then exact-match accuracy side by side: the
@@ -35,8 +35,8 @@ def line(name: str, r: QAResult) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pretrain-iters", type=int, default=600)
-    p.add_argument("--sft-iters", type=int, default=600)
-    p.add_argument("--sft-lr", type=float, default=5e-4)
+    p.add_argument("--sft-iters", type=int, default=1500)
+    p.add_argument("--sft-lr", type=float, default=1e-3)
     p.add_argument(
         "--base", type=Path, help="a pretrained model.pt to start from (skips pretraining)"
     )
