@@ -2,8 +2,8 @@
 a shorter schedule), fine-tune it on the offline instruction set (scripts/sft.py's run), and
 ask both the held-out questions (stories no training conversation holds).
 
-    python bench/bench_sft.py [--pretrain-iters 600] [--sft-iters 1500] [--sft-lr 1e-3] [--threads 2]
-        [--questions 300] [--out bench/runs/sft]
+    python bench/bench_sft.py [--pretrain-iters 600] [--sft-iters 1500] [--sft-lr 1e-3]
+        [--threads 2] [--questions 300] [--base PATH] [--out bench/runs/sft]
 
 Printed: the time and tokens/s of both runs, then exact-match accuracy side by side: the
 base model prompted with plain text ("<story>\\nQuestion: ...\\nAnswer:"), the base model in

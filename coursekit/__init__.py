@@ -10,7 +10,13 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from coursedata import generate_shape_images, generate_stories
+    from coursedata import (
+        answer_of,
+        exact_match,
+        generate_shape_images,
+        generate_stories,
+        instruction_splits,
+    )
     from coursekit.gemini import GeminiConfig, MiniGemini
     from coursekit.images import load_digit_images
     from coursekit.progress import show_progress
@@ -20,10 +26,13 @@ _WHERE = {
     "FAST": "coursekit.testing",
     "GeminiConfig": "coursekit.gemini",
     "MiniGemini": "coursekit.gemini",
+    "answer_of": "coursedata",
     "assert_close": "coursekit.testing",
     "describe_difference": "coursekit.testing",
+    "exact_match": "coursedata",
     "generate_shape_images": "coursedata",
     "generate_stories": "coursedata",
+    "instruction_splits": "coursedata",
     "load_digit_images": "coursekit.images",
     "show_progress": "coursekit.progress",
 }
@@ -32,10 +41,13 @@ __all__ = [
     "FAST",
     "GeminiConfig",
     "MiniGemini",
+    "answer_of",
     "assert_close",
     "describe_difference",
+    "exact_match",
     "generate_shape_images",
     "generate_stories",
+    "instruction_splits",
     "load_digit_images",
     "show_progress",
 ]

@@ -32,6 +32,7 @@ ORDER = (
     "mini_gemini",
     "train_and_chat",
     "image_prefix",
+    "assistant",
 )
 
 _EXERCISE = re.compile(r"\*\*(Exercise\s+\d+)\s*(?:\(([\d.]+)\s*points?\))?[^*]*\*\*(.*)", re.S)
