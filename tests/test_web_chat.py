@@ -33,61 +33,17 @@ from reference_impl.generation import generate, load_model
 from reference_impl.generation.assistant import chat_answer
 from reference_impl.generation.streaming import decode_stream, stream_reply, strip_stream
 from reference_impl.generation.web import create_app
-from reference_impl.models import ModelConfig
 from reference_impl.tokenizer import END, ByteTokenizer, render_prompt
-from reference_impl.training import DataConfig, ExperimentConfig, TrainConfig, train
+from reference_impl.training import train
 
 from .conftest import REPO, run_script
+from .test_browser import CHROMIUM_ARGS, chromium
+from .test_sft import MODEL, experiment, quiet
 
-TOKENIZER = str(REPO / "tokenizers/stories-512")
 ARTIFACTS = REPO / "artifacts" / "web_chat"
-CONTEXT = 160
+CONTEXT = MODEL["context_length"]
 MAX_NEW = 80  # the server's default: min(--max-new-tokens 120, context // 2)
-MODEL = dict(
-    vocab_size=512,
-    context_length=CONTEXT,
-    d_model=32,
-    n_heads=4,
-    n_kv_heads=2,
-    n_layers=2,
-    ffn_kind="swiglu",
-    norm_kind="rmsnorm",
-    pos_kind="rope",
-    bias=False,
-    dropout=0.0,
-)
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def experiment(data_dir: Path, dataset: str = "builtin", **train_kw: Any) -> ExperimentConfig:
-    cfg = dict(
-        max_iters=8,
-        batch_size=4,
-        lr=1e-3,
-        min_lr=1e-4,
-        warmup_iters=2,
-        log_interval=1,
-        eval_interval=4,
-        eval_iters=1,
-        device="cpu",
-    )
-    return ExperimentConfig(
-        ModelConfig(**MODEL),  # type: ignore[arg-type]
-        TrainConfig(**(cfg | train_kw)),  # type: ignore[arg-type]
-        DataConfig(dataset=dataset, size="tiny", tokenizer=TOKENIZER, data_dir=str(data_dir)),
-    )
-
-
-def quiet(_: str) -> None:
-    pass
+SMALL = dict(max_iters=8, eval_interval=4, eval_iters=1)  # accuracy is not the point here
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +52,10 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     assistant (a few iterations on the instructions)."""
     torch.set_num_threads(1)  # as conftest's autouse fixture, which runs after this one
     root = tmp_path_factory.mktemp("web_chat")
-    train(experiment(root / "data"), root / "base", log=quiet)
+    train(experiment(root / "data", **SMALL), root / "base", log=quiet)
     base = root / "base" / "model.pt"
-    train(experiment(root / "data", "instructions", init_from=str(base)), root / "sft", log=quiet)
+    sft = experiment(root / "data", "instructions", init_from=str(base), **SMALL)
+    train(sft, root / "sft", log=quiet)
     return {"base": base, "tuned": root / "sft" / "model.pt"}
 
 
@@ -448,23 +405,6 @@ def test_a_base_checkpoint_or_a_busy_port_is_a_one_line_error(
 
 
 # --- the page, in a browser ------------------------------------------------------------------
-
-
-def chromium() -> str:
-    """The browser's path, or a skip (a failure where GW_REQUIRE_BROWSER=1) saying why not."""
-    path = os.environ.get("GW_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    problem = None
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        problem = "playwright is not installed (pip install -e '.[test]')"
-    if problem is None and not os.access(path, os.X_OK):
-        problem = f"no Chromium at {path} (Debian: apt-get install chromium; or set GW_CHROMIUM)"
-    if problem and os.environ.get("GW_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"GW_REQUIRE_BROWSER=1 but {problem}")
-    if problem:
-        pytest.skip(problem)
-    return path
 
 
 # Counts the changes of the reply's text as it is streamed into the page.
