@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # nbgrader shells out to alembic: the venv's bin/ must be on PATH.
 RUN := PATH="$(CURDIR)/$(BIN):$$PATH" OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2}
 
-.PHONY: demo test lab lint format bench release authoring clean-venv
+.PHONY: demo test lab grade lint format bench release authoring clean-venv
 
 ASSIGNMENTS := $(notdir $(wildcard source/*))
 
@@ -25,6 +25,10 @@ test: $(STAMP)
 # JupyterLab on release/, with nbgrader's Validate button (and Formgrader for instructors).
 lab: $(STAMP)
 	$(RUN) python scripts/lab.py $(LAB_ARGS)
+
+# Studying alone: your progress, with each started exercise graded by the hidden graders.
+grade: $(STAMP)
+	$(RUN) python -m coursekit.progress --grade
 
 lint: $(STAMP)
 	$(RUN) ruff check . && $(RUN) ruff format --check . && $(RUN) mypy

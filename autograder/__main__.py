@@ -1,4 +1,11 @@
-"""``python -m autograder NOTEBOOK [--json]``: grade notebook files without nbgrader."""
+"""``python -m autograder NOTEBOOK... [--json]``: grade notebook files without nbgrader.
+
+A notebook of this course (a student's copy of ``release/<assignment>/<name>.ipynb``, a
+submission in ``submitted/<student>/<assignment>/``) is graded by the hidden tests of its
+source notebook, ``source/<assignment>/<name>.ipynb``, matched by the cells' grade ids. Any
+other notebook is graded by the hidden ``grade()`` calls it holds. Exit status: 0 when every
+notebook was graded, 2 when one could not be read or has no gradable cells.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +13,37 @@ import argparse
 import json
 import sys
 
-from autograder.harness import format_report, grade_notebook
+from autograder.harness import COURSE_ROOT, format_report, grade_notebook, source_of
 from autograder.sandbox import Limits
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m autograder",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("notebooks", nargs="+", help="notebook files (.ipynb)")
     p.add_argument("--json", action="store_true", help="print a JSON report instead of text")
     p.add_argument("--step-timeout", type=float, default=60.0, help="seconds per cell or check")
     args = p.parse_args(argv)
-    reports = [grade_notebook(nb, Limits(step_timeout=args.step_timeout)) for nb in args.notebooks]
+    limits = Limits(step_timeout=args.step_timeout)
+    reports = [grade_notebook(nb, limits, source_of(nb)) for nb in args.notebooks]
+    for report in reports:
+        if not report.cells and not report.error:
+            report.error = (
+                "no gradable cells: no source notebook of the same name in "
+                f"{COURSE_ROOT / 'source'}, and no hidden grade() calls in the notebook"
+            )
     if args.json:
         json.dump([r.to_dict() for r in reports], sys.stdout, indent=2)
         print()
     else:
         print("\n\n".join(format_report(r) for r in reports))
-    return 0
+    failed = [r.notebook for r in reports if r.error]
+    for name in failed:
+        print(f"error: {name} was not graded (see its report)", file=sys.stderr)
+    return 2 if failed else 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ reference, a file read outside the folder, an exit) zeroes that test cell and fl
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from coursekit.notebooks import nbgrader_meta
 
 GRADE_CALL = re.compile(r"""\bgrade\(\s*["']([\w.]+)["']""")
 SETUP_TAG = "gw-setup"
+#: The course this autograder belongs to; its ``source/`` holds the notebooks with hidden tests.
+COURSE_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -52,6 +55,7 @@ class NotebookReport:
     notebook: str
     cells: list[CellReport] = field(default_factory=list)
     error: str | None = None
+    source: str | None = None  # the source notebook whose hidden tests decided the items
 
     @property
     def points(self) -> float:
@@ -74,6 +78,39 @@ def graded_item(cell: Any) -> str | None:
     return match[1] if match else None
 
 
+@dataclass(frozen=True)
+class GradedCell:
+    """What a graded test cell of the source notebook checks, and for how many points."""
+
+    item: str
+    points: float
+
+
+def graded_cells(nb: Any) -> dict[str, GradedCell]:
+    """``grade_id -> GradedCell`` for the test cells of a notebook with hidden tests."""
+    found = {}
+    for index, cell in enumerate(nb.cells):
+        item = graded_item(cell)
+        if item is not None:
+            meta = nbgrader_meta(cell)
+            found[str(meta.get("grade_id", f"cell{index}"))] = GradedCell(
+                item, float(meta.get("points", 0))
+            )
+    return found
+
+
+def source_of(path: str | Path, root: Path = COURSE_ROOT) -> Path | None:
+    """The source notebook ``path`` was released from: ``source/<assignment>/<its name>`` of
+    the course at ``root``, the assignment taken from the notebook's folder when it is one."""
+    path = Path(path)
+    source = root / "source"
+    preferred = source / path.parent.name / path.name
+    if preferred.is_file():
+        return preferred
+    matches = sorted(source.glob(f"*/{path.name}"))
+    return matches[0] if len(matches) == 1 else None
+
+
 def is_student_cell(cell: Any) -> bool:
     if cell.get("cell_type") != "code":
         return False
@@ -81,20 +118,39 @@ def is_student_cell(cell: Any) -> bool:
     return bool(nbgrader_meta(cell).get("solution")) or SETUP_TAG in tags
 
 
-def grade_notebook(path: str | Path, limits: Limits | None = None) -> NotebookReport:
-    """Grade every graded test cell of the notebook at ``path``; never raises for bad input."""
+def grade_notebook(
+    path: str | Path, limits: Limits | None = None, source: str | Path | None = None
+) -> NotebookReport:
+    """Grade every graded test cell of the notebook at ``path``; never raises for bad input.
+
+    With ``source`` (a notebook with hidden tests, e.g. from :func:`source_of`), the graded
+    cells, their items and points are the source's, matched by grade id: a notebook from
+    ``release/`` carries no hidden tests, and nothing the student edits changes what is graded.
+    Without it, the hidden ``grade()`` calls in the notebook itself decide.
+    """
+    report = NotebookReport(notebook=str(path), source=str(source) if source else None)
     try:
         nb = nbformat.read(str(path), as_version=4)
+        graded = graded_cells(nbformat.read(str(source), as_version=4)) if source else None
     except Exception as e:  # a corrupted or unreadable file is a report, not a crash
-        report = NotebookReport(notebook=str(path))
         report.error = f"could not read the notebook: {type(e).__name__}: {e}"[:500]
         return report
-    return grade_notebook_node(nb, str(path), limits)
+    return grade_notebook_node(nb, str(path), limits, graded, report)
 
 
-def grade_notebook_node(nb: Any, name: str, limits: Limits | None = None) -> NotebookReport:
-    """Grade an already-read notebook (an ``nbformat`` node); ``name`` labels the report."""
-    report = NotebookReport(notebook=name)
+def grade_notebook_node(
+    nb: Any,
+    name: str,
+    limits: Limits | None = None,
+    graded: Mapping[str, GradedCell] | None = None,
+    report: NotebookReport | None = None,
+) -> NotebookReport:
+    """Grade an already-read notebook (an ``nbformat`` node); ``name`` labels the report.
+
+    ``graded``: the test cells to grade by grade id (see :func:`grade_notebook`); a cell of it
+    missing from the notebook scores 0 with an error saying so.
+    """
+    report = report or NotebookReport(notebook=name)
     steps: list[dict[str, Any]] = []
     owned: list[tuple[CellReport, set[str], list[tuple[str, Any]]]] = []
     since_last: set[str] = set()
@@ -104,12 +160,18 @@ def grade_notebook_node(nb: Any, name: str, limits: Limits | None = None) -> Not
             steps.append({"id": sid, "kind": "cell", "source": cell.source, "cell": index})
             since_last.add(sid)
             continue
-        item_id = graded_item(cell)
+        grade_id = str(nbgrader_meta(cell).get("grade_id", f"cell{index}"))
+        if graded is None:
+            item_id = graded_item(cell)
+            points = float(nbgrader_meta(cell).get("points", 0))
+        elif grade_id in graded and cell.get("cell_type") == "code":
+            item_id, points = graded[grade_id].item, graded[grade_id].points
+        else:
+            item_id = None
         if item_id is None:
             continue
-        grade_id = str(nbgrader_meta(cell).get("grade_id", f"cell{index}"))
         item = ITEMS.get(item_id)
-        cell_report = CellReport(grade_id, item_id, float(nbgrader_meta(cell).get("points", 0)))
+        cell_report = CellReport(grade_id, item_id, points)
         report.cells.append(cell_report)
         if item is None:
             cell_report.error = f"unknown grader item {item_id!r} (an authoring error)"
@@ -124,6 +186,11 @@ def grade_notebook_node(nb: Any, name: str, limits: Limits | None = None) -> Not
             calls.append((sid, case))
         owned.append((cell_report, since_last | {sid for sid, _ in calls}, calls))
         since_last = set()
+    for grade_id, cell in (graded or {}).items():
+        if grade_id not in {c.grade_id for c in report.cells}:
+            missing = CellReport(grade_id, cell.item, cell.points)
+            missing.error = "this graded test cell is missing from the notebook: 0 points"
+            report.cells.append(missing)
     if not owned:
         return report
     run = run_steps(steps, limits)
@@ -202,6 +269,8 @@ def format_cell(cell: CellReport) -> str:
 def format_report(report: NotebookReport) -> str:
     """The itemized report of a notebook."""
     lines = [f"{report.notebook}: {report.points:g} / {report.max_points:g} points"]
+    if report.source:
+        lines.append(f"  (graded by the hidden tests of {report.source})")
     if report.error:
         lines.append(f"  ERROR {report.error}")
     lines += [format_cell(cell) for cell in report.cells]

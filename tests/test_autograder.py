@@ -240,3 +240,45 @@ def test_visible_test_comparisons_treat_equal_infinities_as_equal() -> None:
     problem = describe_difference("out", torch.tensor([1.0, 0.0, inf]), masked)
     assert problem is not None and "at index (1,) got 0, expected -inf" in problem
     assert describe_difference("out", torch.tensor([-inf]), torch.tensor([inf])) is not None
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "autograder", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+
+
+def test_cli_grades_a_release_notebook_by_its_source_hidden_tests(tmp_path: Path) -> None:
+    """A student's copy of release/ has no hidden grade() calls: the source's decide, by grade
+    id, and its points, not the copy's metadata (which the student can edit)."""
+    source = nbformat.read(str(REPO / "source/part2_fundamentals/attention.ipynb"), as_version=4)
+    answers = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in source.cells}
+    nb = nbformat.read(str(REPO / "release/part2_fundamentals/attention.ipynb"), as_version=4)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade_id") in {"sdpa", "mha"}:
+            cell.source = answers[meta["grade_id"]]
+        if meta.get("grade_id") == "causal_tests":
+            meta["points"] = 100  # an edited copy gains nothing
+    student = tmp_path / "submitted" / "ada" / "part2_fundamentals" / "attention.ipynb"
+    student.parent.mkdir(parents=True)
+    nbformat.write(nb, str(student))
+    out = run_cli(str(student))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"{student}: 10.5 / 12.5 points\n")
+    assert "graded by the hidden tests of" in out.stdout
+    assert "source/part2_fundamentals/attention.ipynb" in out.stdout
+    assert "[causal_tests] attention.causal_mask: 0 / 2 points" in out.stdout
+    assert "[mha_tests] attention.MultiHeadAttention: 4.5 / 4.5 points" in out.stdout
+
+
+def test_cli_says_when_a_notebook_has_nothing_to_grade(tmp_path: Path) -> None:
+    path = tmp_path / "notes.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), path)
+    out = run_cli(str(path))
+    assert out.returncode == 2
+    assert "no gradable cells" in out.stdout and f"{path} was not graded" in out.stderr

@@ -37,7 +37,6 @@ ASSIGNMENT = "part0_setup"
 # Blocks of the page that this test does not run, and why.
 NOT_RUN = {
     "autograde-parallel": "tests/test_nbgrader_e2e.py grades a class with autograde_class",
-    "inspect": "tests/test_autograder.py covers `python -m autograder`",
     "late": "needs a resubmission; its autograde --student --force runs in the regrade block",
 }
 # The variables the page's commands use; the test sets each of them.
@@ -159,6 +158,9 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Course:
     c.run("autograde", ok=False)
     c.run("fix")
     c.run("regrade", STUDENT="ben")
+    for student in ("ada", "cy"):  # cy handed in the untouched release notebook
+        c.run("inspect", STUDENT=student)
+        c.out[f"inspect:{student}"] = c.out.pop("inspect")
     c.run("feedback", LMS_STUDENTS="cy")
     c.run("student-feedback", "ada")
     c.run("export")
@@ -209,6 +211,26 @@ def test_export_has_one_row_per_student_with_the_exact_score(course: Course) -> 
     assert {r["assignment"] for r in rows.values()} == {ASSIGNMENT}
     assert rows["ada"]["last_name"] == "Lovelace" and rows["ada"]["timestamp"]
     assert not rows["dan"]["timestamp"] and not rows["cy"]["timestamp"]
+
+
+@pytest.mark.slow
+def test_inspect_grades_a_submission_cell_by_cell(course: Course) -> None:
+    """`python -m autograder` on submitted notebooks (copies of release/, without hidden tests)
+    grades them by the source's hidden tests: the same points as the gradebook."""
+    full, notebook = autograded_points(), notebook_name()
+    tests = [
+        (grade_id(c), m["points"])
+        for c, m in source_cells()
+        if m.get("grade") and not m.get("solution")
+    ]
+    for student, score in (("ada", full), ("cy", 0.0)):
+        out = course.out[f"inspect:{student}"].stdout
+        path = f"submitted/{student}/{ASSIGNMENT}/{notebook}"
+        assert out.startswith(f"{path}: {score:g} / {full:g} points\n"), out
+        for test_id, points in tests:
+            earned = points if student == "ada" else 0
+            assert re.search(rf"^\[{test_id}\] \S+: {earned:g} / {points:g} points$", out, re.M)
+        assert ("FAIL" in out) == (student == "cy"), out
 
 
 @pytest.mark.slow

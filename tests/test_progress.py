@@ -364,3 +364,57 @@ def test_a_changed_environment_is_not_served_from_the_cache(
     other = [("torch==0.0.1" if e.startswith("torch==") else e) for e in env]
     monkeypatch.setattr(cache, "_environment", lambda: other)
     assert cache._key(cells, 60.0) != before
+
+
+def full_clone(root: Path) -> None:
+    """Make the course folder holding ``root`` (a release/) a full clone: graders and sources."""
+    for name in ("autograder", "source"):
+        (root.parent / name).symlink_to(REPO / name)
+
+
+def test_graded_view_of_a_student_studying_alone(
+    worked: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--grade runs the hidden graders in a separate process, through the trusted path."""
+    monkeypatch.setenv("GW_PROGRESS_CACHE", str(worked["cache"]))
+    monkeypatch.setattr(runner, "_execute", no_execution)  # the visible view comes from the cache
+    root = worked["root"]
+    assert progress.main(["--root", str(root), "--grade"]) == 0
+    assert "graded: the hidden graders are not in this copy" in capsys.readouterr().out
+    full_clone(root)
+    assert progress.main(["--root", str(root), "--grade", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    moe = {e["name"]: e for e in data["notebooks"][1]["exercises"]}
+    assert moe["router_top_k"]["graded"] == "graded 3/3, every check passes"
+    wrong = moe["gating_weights"]
+    assert 0 < wrong["graded_points"] < 3 and "values differ" in wrong["graded"]
+    assert moe["load_balancing_loss"]["graded_points"] == 0
+    assert "SyntaxError" in moe["load_balancing_loss"]["graded"]
+    assert moe["capacity_dispatch"]["graded"] == (
+        "graded 0/3: its graded test cell is missing: copy it back from a fresh release"
+    )
+    assert moe["moe_layer"]["graded_points"] == 0 and moe["moe_layer"]["graded"] == ""
+    assert data["graded_points"] == 3 + wrong["graded_points"]
+    assert data["grading"].startswith(f"graded: {data['graded_points']:g} of 16.5 points")
+    assert fingerprint(root) == worked["before"]  # grading changed none of the student's files
+
+
+def test_written_questions_are_listed_and_model_answers_shown_after_answering(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = copy_release(tmp_path, MOE)
+    monkeypatch.setattr(runner, "_execute", no_execution)
+    (nb,) = progress.course_progress(root).notebooks
+    assert [(q.name, q.points, q.answered) for q in nb.questions] == [("understanding", 1, False)]
+    assert progress.main(["--root", str(root), "--answer", "moe"]) == 0
+    shown = capsys.readouterr().out
+    assert "write your own answer in that cell first" in shown and "model answer" not in shown
+    edit(root / MOE, {"understanding": "The router gets no gradient, I think."})
+    progress.main(["--root", str(root), "--no-execute"])
+    assert "understanding" in capsys.readouterr().out.split("written: answered")[0]
+    progress.main(["--root", str(root), "--answer", str(root / MOE)])
+    assert "the model answers are not in this copy" in capsys.readouterr().out
+    full_clone(root)
+    progress.main(["--root", str(root), "--answer", "moe"])
+    model = solution(MOE, "understanding").strip().splitlines()[0]
+    assert f"model answer:\n    {model}" in capsys.readouterr().out

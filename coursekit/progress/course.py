@@ -17,7 +17,7 @@ import coursekit.progress.run as runner
 from coursekit.progress.cache import _key, _load_cache, _save_cache
 from coursekit.progress.model import CourseProgress, NotebookProgress
 from coursekit.progress.run import RUNNING, _Run, _status
-from coursekit.progress.scan import _layout, _source, find_release, notebooks
+from coursekit.progress.scan import _layout, _questions, _source, find_release, notebooks
 
 
 def _notebook_progress(
@@ -44,6 +44,7 @@ def _notebook_progress(
     ]
     nb.title = titles[0] if titles else path.stem
     slots = _layout(cells)
+    nb.questions = _questions(cells)
     if not slots:
         nb.problem = "no exercises found (is the nbgrader cell metadata still there?)"
     run: _Run | None = None

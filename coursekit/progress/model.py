@@ -29,6 +29,19 @@ class Exercise:
     points: float
     status: str  # NOT_STARTED, PASS, FAIL or NOT_RUN
     detail: str = ""  # why it fails or did not run: one line
+    test_id: str = ""  # the grade_id of its graded test cell
+    graded_points: float | None = None  # from the hidden graders (``--grade``), else None
+    graded: str = ""  # "graded 5.5/6: <the first failed check>", with ``--grade``
+
+
+@dataclass
+class Question:
+    """A written "check your understanding" question: answered, or still the stub."""
+
+    name: str  # the answer cell's grade_id
+    title: str
+    points: float
+    answered: bool
 
 
 @dataclass
@@ -37,6 +50,7 @@ class NotebookProgress:
     notebook: str  # file name without .ipynb
     title: str
     exercises: list[Exercise] = field(default_factory=list)
+    questions: list[Question] = field(default_factory=list)
     problem: str = ""  # the whole notebook could not be read or run: one line
     checked: str = ""  # "run" (executed now), "cache", or "" (nothing started, or no execution)
 
@@ -53,6 +67,15 @@ class NotebookProgress:
 class CourseProgress:
     root: Path
     notebooks: list[NotebookProgress]
+    grading: str = ""  # with ``--grade``: what the hidden graders did, one line
+
+    @property
+    def graded(self) -> bool:
+        return any(e.graded_points is not None for nb in self.notebooks for e in nb.exercises)
+
+    @property
+    def graded_points(self) -> float:
+        return sum(e.graded_points or 0.0 for nb in self.notebooks for e in nb.exercises)
 
     @property
     def points(self) -> float:
@@ -78,9 +101,21 @@ class CourseProgress:
     def overall_line(self) -> str:
         exercises = [e for nb in self.notebooks for e in nb.exercises]
         passing = sum(e.status == PASS for e in exercises)
+        questions = [q for nb in self.notebooks for q in nb.questions]
+        answered = sum(q.answered for q in questions)
         return (
             f"overall: visible tests pass for {_num(self.passing_points)} of "
-            f"{_num(self.points)} points ({passing} of {len(exercises)} exercises)"
+            f"{_num(self.points)} points ({passing} of {len(exercises)} exercises); "
+            f"{answered} of {len(questions)} written questions answered"
+        )
+
+    def graded_line(self) -> str:
+        """The hidden graders' total (``--grade``), or why there is none."""
+        if not self.graded:
+            return self.grading
+        return (
+            f"graded: {_num(self.graded_points)} of {_num(self.points)} points by the hidden "
+            "graders (written questions are graded by a person)"
         )
 
     def text(self) -> str:
@@ -108,6 +143,8 @@ class CourseProgress:
                 "exercise": self.next[1].name,
             },
             "note": HIDDEN_GRADERS,
+            "grading": self.graded_line(),
+            "graded_points": self.graded_points if self.graded else None,
             "notebooks": [
                 {
                     "assignment": nb.assignment,
@@ -118,6 +155,7 @@ class CourseProgress:
                     "problem": nb.problem,
                     "checked": nb.checked,
                     "exercises": [vars(e) for e in nb.exercises],
+                    "questions": [vars(q) for q in nb.questions],
                 }
                 for nb in self.notebooks
             ],

@@ -37,7 +37,14 @@ def text_table(progress: CourseProgress) -> str:
             status = f"{ex.status}: {ex.detail}" if ex.detail else ex.status
             title = ex.title if len(ex.title) <= 40 else ex.title[:37] + "..."
             lines.append(f"  {ex.name:<22} {title:<40} {_num(ex.points):>3} pts  {status}")
+            if ex.graded:
+                lines.append(f"  {'':<22} {ex.graded}")
+        for q in nb.questions:
+            answered = "answered" if q.answered else "not answered"
+            title = q.title if len(q.title) <= 40 else q.title[:37] + "..."
+            lines.append(f"  {q.name:<22} {title:<40} {_num(q.points):>3} pts  written: {answered}")
     lines += [progress.overall_line(), progress.next_line(), HIDDEN_GRADERS]
+    lines += [progress.graded_line()] if progress.grading else []
     return "\n".join(lines)
 
 
@@ -65,12 +72,25 @@ def html_table(progress: CourseProgress) -> str:
                 + _td(status + (": " + _h(ex.detail) if ex.detail else ""))
                 + "</tr>"
             )
+            if ex.graded:
+                rows.append("<tr>" + _td("") * 2 + _td(f"<i>{_h(ex.graded)}</i>", span=3) + "</tr>")
+        for q in nb.questions:
+            answered = "answered" if q.answered else "not answered"
+            rows.append(
+                "<tr>"
+                + _td("")
+                + _td(f"<code>{_h(q.name)}</code>")
+                + _td(_h(q.title))
+                + _td(_num(q.points), "right")
+                + _td(f"written question: {answered}")
+                + "</tr>"
+            )
     head = "".join(f"<th style='text-align:left'>{t}</th>" for t in ("", "exercise", ""))
     return (
         f"<table><thead><tr>{head}<th style='text-align:right'>points</th><th style="
         f"'text-align:left'>status</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         f"<p><b>{_h(progress.overall_line())}</b><br>{_h(progress.next_line())}<br>"
-        f"{_h(HIDDEN_GRADERS)}</p>"
+        f"{_h(HIDDEN_GRADERS)}<br>{_h(progress.graded_line())}</p>"
     )
 
 

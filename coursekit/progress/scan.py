@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from coursekit.notebooks import nbgrader_meta
-from coursekit.progress.model import Exercise
+from coursekit.progress.model import Exercise, Question
 
 #: Course order of the known notebooks within their assignment; others follow by name.
 ORDER = (
@@ -35,6 +35,8 @@ ORDER = (
     "assistant",
 )
 
+_QUESTION = re.compile(r"\*\*(Question[^*]*)\*\*(.*)", re.S)
+STUB_ANSWER = "YOUR ANSWER HERE"  # nbgrader's stub for a written answer
 _EXERCISE = re.compile(r"\*\*(Exercise\s+\d+)\s*(?:\(([\d.]+)\s*points?\))?[^*]*\*\*(.*)", re.S)
 
 
@@ -150,7 +152,9 @@ def _layout(cells: list[dict[str, Any]]) -> list[_Slot]:
         points = nbgrader_meta(cells[test]).get("points") if test is not None else None
         points = float(points) if points is not None else (md_points or 0.0)
         started = solution is None or not _untouched(cells[solution])
-        slots.append(_Slot(Exercise(name, title, points, ""), solution, test, started))
+        test_id = str(nbgrader_meta(cells[test]).get("grade_id", "")) if test is not None else ""
+        exercise = Exercise(name, title, points, "", test_id=test_id)
+        slots.append(_Slot(exercise, solution, test, started))
 
     for index, cell in enumerate(cells):
         meta, kind = nbgrader_meta(cell), cell.get("cell_type")
@@ -166,3 +170,31 @@ def _layout(cells: list[dict[str, Any]]) -> list[_Slot]:
     if solution is not None:
         close(None)
     return slots
+
+
+def _questions(cells: list[dict[str, Any]]) -> list[Question]:
+    """The written questions: markdown answer cells (nbgrader solution + grade) and the
+    question above each; answered unless the cell is still nbgrader's stub."""
+    found = []
+    for index, cell in enumerate(cells):
+        meta = nbgrader_meta(cell)
+        if cell.get("cell_type") != "markdown" or not (meta.get("solution") and meta.get("grade")):
+            continue
+        name = str(meta.get("grade_id") or f"cell {index + 1}")
+        title = name
+        for before in reversed(cells[:index]):
+            match = (
+                _QUESTION.search(_source(before)) if before.get("cell_type") == "markdown" else None
+            )
+            if match:
+                sentence = re.split(r"(?<=[.?])\s", " ".join(match[2].split()))[0]
+                title = sentence if len(sentence) <= 70 else sentence[:67] + "..."
+                break
+        source = _source(cell).strip()
+        try:
+            untouched = meta["checksum"] == _checksum(cell)
+        except (KeyError, TypeError, ValueError):
+            untouched = False
+        answered = bool(source) and source != STUB_ANSWER and not untouched
+        found.append(Question(name, title, float(meta.get("points", 0)), answered))
+    return found
