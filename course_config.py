@@ -51,5 +51,6 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
-c.TrustedGrades.step_timeout = 60.0
+c.TrustedGrades.step_timeout = 60.0  # a check that loops fails the rest of its item at once
+c.TrustedGrades.budget = 900.0  # seconds for the trusted run of one notebook, all checks
 c.TrustedGrades.memory_mb = 4096

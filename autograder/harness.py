@@ -182,7 +182,7 @@ def grade_notebook_node(
         for n, check in enumerate(item.checks):
             case = check.build()
             sid = f"check:{grade_id}:{n}"
-            steps.append(call_step(sid, item.function, case))
+            steps.append(call_step(sid, item.function, case) | {"group": grade_id})
             calls.append((sid, case))
         owned.append((cell_report, since_last | {sid for sid, _ in calls}, calls))
         since_last = set()

@@ -56,10 +56,13 @@ class TrustedGrades(NbGraderPreprocessor):
         config=True
     )
     memory_mb = Integer(4096, help="Address-space cap of the grading child (MiB).").tag(config=True)
+    budget = Float(900.0, help="Seconds of wall clock for grading one notebook.").tag(config=True)
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> Any:
         name = str(resources.get("nbgrader", {}).get("notebook", "notebook"))
-        limits = Limits(step_timeout=self.step_timeout, memory_bytes=self.memory_mb << 20)
+        limits = Limits(
+            step_timeout=self.step_timeout, memory_bytes=self.memory_mb << 20, budget=self.budget
+        )
         report = grade_notebook_node(nb, name, limits)
         cells = {c.grade_id: c for c in report.cells}
         for cell in nb.cells:

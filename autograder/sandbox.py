@@ -7,6 +7,11 @@ timeout, and reads back plain data only. When a step kills the process (``os._ex
 a crash, the memory cap) or runs past its timeout, the step is recorded as failed and a
 new child replays the remaining steps without it, so one bad cell never stops the
 grading of the others.
+
+Looping code is paid for once: when a call step of a ``group`` (the checks of one graded
+item) runs past its timeout, the group's remaining calls fail at once with the same
+message, and the whole run has a wall-clock ``budget``, after which every step not yet
+done fails saying so.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ DIED = (
     "the process died or ran past the time limit during this step "
     "(an infinite loop, os._exit, a crash, or too much memory)"
 )
+TIMED_OUT = (
+    "ran past the time limit of {:g} s in an earlier check of this exercise (an infinite loop?)"
+)
+OUT_OF_BUDGET = "not run: the grading time budget of {:g} s for this notebook ran out"
 
 
 @dataclass
@@ -47,6 +56,7 @@ class Limits:
     memory_bytes: int = 4 << 30  # address-space cap (RLIMIT_AS)
     cpu_seconds: int = 600  # CPU-time cap of the whole child (RLIMIT_CPU)
     threads: int = 1
+    budget: float = 900.0  # seconds of wall clock for all the steps of one run
 
 
 @dataclass
@@ -162,10 +172,20 @@ def _child_env(workdir: str, threads: int) -> dict[str, str]:
     return env
 
 
+@dataclass
+class _Stop:
+    """Why a child stopped early: the step it was running (or ``__startup__``), and whether
+    that step ran past its time limit (rather than killing the process)."""
+
+    step: str
+    timed_out: bool = False
+    out_of_budget: bool = False
+
+
 def _run_once(
-    steps: list[dict[str, Any]], limits: Limits, run: SandboxRun, workdir: str
-) -> str | None:
-    """Run ``steps`` in one child; fill ``run``; return the id of a step that killed it."""
+    steps: list[dict[str, Any]], limits: Limits, run: SandboxRun, workdir: str, budget_end: float
+) -> _Stop | None:
+    """Run ``steps`` in one child; fill ``run``; return why it stopped early, if it did."""
     secret, private, public = _private_and_public(workdir)
     job = {"steps": steps, "threads": limits.threads}
     job |= {"secret": secret, "private": private, "public": public}
@@ -186,15 +206,17 @@ def _run_once(
     buffer = b""
     try:
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return current or "__startup__"
-            ready, _, _ = select.select([proc.stdout], [], [], remaining)
+            now = time.monotonic()
+            if now >= budget_end:
+                return _Stop(current or "__startup__", out_of_budget=True)
+            if now >= deadline:
+                return _Stop(current or "__startup__", timed_out=current is not None)
+            ready, _, _ = select.select([proc.stdout], [], [], min(deadline, budget_end) - now)
             if not ready:
                 continue
             chunk = os.read(proc.stdout.fileno(), 1 << 16)
             if not chunk:  # the child is gone
-                return current or "__startup__"
+                return _Stop(current or "__startup__")
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
@@ -234,11 +256,13 @@ def run_steps(steps: list[dict[str, Any]], limits: Limits | None = None) -> Sand
 
     A step that kills the child or times out gets an error result, and the steps after it
     run again in a fresh child (without it); calls whose cells were skipped will fail with
-    a NameError of their own.
+    a NameError of their own. A call that times out fails the rest of its ``group`` with it;
+    past ``limits.budget`` seconds every step without a result fails.
     """
     limits = limits or Limits()
     run = SandboxRun()
     skipped: set[str] = set()
+    budget_end = time.monotonic() + limits.budget
     with tempfile.TemporaryDirectory(prefix="gw-grade-") as workdir:
         while True:
             # Cells always rerun (later calls need their definitions); calls run once.
@@ -249,16 +273,24 @@ def run_steps(steps: list[dict[str, Any]], limits: Limits | None = None) -> Sand
             ]
             if all(s["id"] in run.results for s in todo):
                 break
-            culprit = _run_once(todo, limits, run, workdir)
-            if culprit is None:
+            stop = _run_once(todo, limits, run, workdir, budget_end)
+            if stop is None:
                 break
-            if culprit == "__startup__":
+            if stop.out_of_budget or stop.step == "__startup__":
+                why = "the grading process did not start"
+                if stop.out_of_budget:
+                    why = OUT_OF_BUDGET.format(limits.budget)
                 for step in todo:
-                    run.results.setdefault(
-                        step["id"], StepResult(False, error="the grading process did not start")
-                    )
+                    run.results.setdefault(step["id"], StepResult(False, error=why))
                 break
-            run.results.setdefault(culprit, StepResult(False, error=DIED))
-            skipped.add(culprit)
+            run.results.setdefault(stop.step, StepResult(False, error=DIED))
+            skipped.add(stop.step)
+            group = next((s.get("group") for s in todo if s["id"] == stop.step), None)
+            if stop.timed_out and group is not None:
+                message = TIMED_OUT.format(limits.step_timeout)
+                for step in todo:
+                    if step.get("group") == group and step["kind"] == "call":
+                        run.results.setdefault(step["id"], StepResult(False, error=message))
+                        skipped.add(step["id"])
             run.restarts += 1
     return run

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -14,7 +15,7 @@ import torch
 
 from autograder.graders import ITEMS
 from autograder.harness import grade_notebook
-from autograder.sandbox import Limits
+from autograder.sandbox import DIED, Limits
 
 from .conftest import REPO
 from .fixtures.attention_submissions import SETUP, SUBMISSIONS
@@ -282,3 +283,32 @@ def test_cli_says_when_a_notebook_has_nothing_to_grade(tmp_path: Path) -> None:
     out = run_cli(str(path))
     assert out.returncode == 2
     assert "no gradable cells" in out.stdout and f"{path} was not graded" in out.stderr
+
+
+def test_a_check_that_loops_fails_the_rest_of_its_item_at_once(tmp_path: Path) -> None:
+    """One timeout per item, not one per check (a looping __init__ cost ~9 minutes before)."""
+    looping = "def causal_mask(t):\n    while True:\n        pass\n"
+    path = build_notebook(tmp_path / "loops.ipynb", SUBMISSIONS["correct"][0], looping)
+    limits = Limits(step_timeout=5.0, memory_bytes=3 << 30)
+    start = time.perf_counter()
+    cells = {c.grade_id: c for c in grade_notebook(path, limits).cells}
+    elapsed = time.perf_counter() - start
+    causal = cells["causal_tests"]
+    assert cells["sdpa_tests"].points == 6 and causal.points == 0
+    first, *rest = [c.message for c in causal.checks]
+    assert first.startswith(DIED) and len(rest) == len(ITEMS["attention.causal_mask"].checks) - 1
+    assert all(m.startswith("ran past the time limit of 5 s in an earlier check") for m in rest)
+    # each later check would have waited 5 s more, plus a fresh child each
+    assert elapsed < 5.0 * len(rest), f"{elapsed:.1f} s: the later checks waited too"
+
+
+def test_the_notebook_budget_stops_the_run(tmp_path: Path) -> None:
+    looping = "import time\ntime.sleep(30)\n"  # a cell, not a check: no item to cut short
+    path = build_notebook(tmp_path / "slow.ipynb", SUBMISSIONS["correct"][0], looping)
+    limits = Limits(step_timeout=20.0, memory_bytes=3 << 30, budget=8.0)
+    start = time.perf_counter()
+    cells = {c.grade_id: c for c in grade_notebook(path, limits).cells}
+    assert time.perf_counter() - start < 20
+    messages = [c.message for c in cells["causal_tests"].checks]
+    assert cells["causal_tests"].points == 0
+    assert all("grading time budget of 8 s for this notebook ran out" in m for m in messages)
