@@ -39,6 +39,7 @@ from .fixtures.training_loop_mistakes import (
     GET_BATCH_MISTAKES,
     LR_AT_MISTAKES,
     TRAIN_STEP_MISTAKES,
+    TRAINING_BUDGET_MISTAKES,
 )
 from .notebook_grading import (  # noqa: F401  (the standard tests, collected here)
     LIMITS,
@@ -61,6 +62,7 @@ EXERCISES = exercises_of(
         "lr_at": LR_AT_MISTAKES,
         "clip_grad_norm": CLIP_MISTAKES,
         "train_step": TRAIN_STEP_MISTAKES,
+        "training_budget": TRAINING_BUDGET_MISTAKES,
     },
 )
 DEPENDS_ON_OTHERS = ("train_step",)  # its source solution calls the other exercises

@@ -202,7 +202,9 @@ def test_a_correct_answer_passes_its_visible_tests_and_the_next_moves_on(
 def test_wrong_and_broken_answers_are_reported_in_their_rows(worked: dict[str, Any]) -> None:
     rows = statuses(worked["course"])
     assert rows["gating_weights"][0] == FAIL
-    assert rows["gating_weights"][1].startswith("AssertionError: renormalised weights: 12 of 12")
+    assert rows["gating_weights"][1].startswith(
+        "AssertionError: renormalised weights: 0.4 / 0.7 and 0.3 / 0.7: 4 of 4 values differ"
+    )
     assert rows["load_balancing_loss"] == (FAIL, "your code: SyntaxError: expected ':' (line 1)")
     assert (
         rows["capacity_dispatch"][0] == NOT_RUN

@@ -224,3 +224,17 @@ def test_authoring_checks_compare_the_release_stub(tmp_path: Path) -> None:
         "scaled_dot_product_attention(q, k, v, attn_mask=None, causal=False), the grader "
         "declares (q, k, v, attn_mask=None, is_causal=False)"
     ]
+
+
+TIME_LINE = re.compile(r"^\*\*Time:\*\* about (.+?)(?:\n\n|\Z)", re.M | re.S)
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_every_notebook_says_at_the_top_how_long_it_takes(source: Path) -> None:
+    first = nbformat.read(str(source), as_version=4).cells[0]
+    found = TIME_LINE.search(first.source) if first.cell_type == "markdown" else None
+    said = " ".join(found[1].split()) if found else ""
+    assert all(part in said for part in ("of reading", "exercise", "Run All takes about")), (
+        f"{source.name}: the first cell needs a paragraph '**Time:** about ... of reading, ... "
+        "of exercises; Run All takes about ...' (reading, exercises, a full-mode run)"
+    )

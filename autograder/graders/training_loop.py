@@ -1,14 +1,18 @@
 """Grader of the training-loop notebook (part4_training): the next-token loss, one AdamW
-step, the learning-rate schedule, gradient clipping, random batches, and one whole training
-iteration of a bigram model built from those pieces.
+step, the learning-rate schedule, gradient clipping, random batches, one whole training
+iteration of a bigram model built from those pieces, and the budget of a run (parameters,
+training FLOPs, AdamW memory) by formula.
 
 Every exercise is a plain function of tensors and numbers. Expected values come from the
 references: ``F.cross_entropy`` for the loss (and autograd for its gradient),
 ``torch.optim.AdamW`` (``foreach=False``) started from the case's moments for one AdamW
 step, ``reference_impl.training.cosine_lr`` for the schedule,
-``torch.nn.utils.clip_grad_norm_`` for clipping and ``reference_impl.data.get_batch`` for
-batches. ``clip_grad_norm`` returns ``(list of clipped gradients, total norm before
-clipping as a 0-dim tensor)``, as ``clip_grad_norm_`` does.
+``torch.nn.utils.clip_grad_norm_`` for clipping, ``reference_impl.data.get_batch`` for
+batches and ``reference_impl.models.accounting.training_budget`` for the budget.
+``clip_grad_norm`` returns ``(list of clipped gradients, total norm before clipping as a
+0-dim tensor)``, as ``clip_grad_norm_`` does. ``training_budget`` returns Python ints
+``(n_params, flops, memory_bytes)``; its FLOP and memory checks judge those against the
+student's own ``n_params``, so that a wrong count costs the parameter checks only.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from autograder.checks import Case, Check
+from autograder.checks import Case, Check, describe_plain_difference
 from autograder.graders.base import Item, Signature
 from coursekit import generate_stories
 from reference_impl.data import get_batch as reference_get_batch
+from reference_impl.models.accounting import training_budget
 from reference_impl.training import cosine_lr
 
 
@@ -530,6 +535,101 @@ TRAIN_STEP_CHECKS = [
 ]
 
 
+# --- training_budget ------------------------------------------------------------------------
+
+BudgetConfig = tuple[int, int, int, int, int]  # vocab_size, block_size, d_model, n_layers, tokens
+NOTEBOOK_FAST: BudgetConfig = (256, 64, 64, 2, 10**9)
+
+
+def _budget_parts(out: object) -> tuple[object, object, object] | str:
+    if not isinstance(out, (tuple, list)) or len(out) != 3:
+        return "output: return the tuple (n_params, flops, memory_bytes)"
+    return out[0], out[1], out[2]
+
+
+def _params_case(config: BudgetConfig) -> Case:
+    """Only n_params (output[0]) is judged, exactly."""
+    expected = training_budget(*config)[0]
+
+    def judge(out: object) -> str | None:
+        parts = _budget_parts(out)
+        if isinstance(parts, str):
+            return parts
+        return describe_plain_difference("n_params (output[0])", parts[0], expected, 0.0, 0.0)
+
+    return Case(list(config), None, extra=judge)
+
+
+def _per_param_case(config: BudgetConfig, index: int, name: str, factor: int) -> Case:
+    """output[index] == factor * the student's own n_params (times n_tokens for the FLOPs):
+    a wrong parameter count costs the parameter checks only."""
+    tokens = config[4] if index == 1 else 1
+
+    def judge(out: object) -> str | None:
+        parts = _budget_parts(out)
+        if isinstance(parts, str):
+            return parts
+        n = parts[0]
+        if type(n) is not int or n <= 0:
+            return f"n_params (output[0]): expected a positive int, got {n!r}"
+        return describe_plain_difference(
+            f"{name} (output[{index}]) for your n_params = {n:,}",
+            parts[index],
+            factor * n * tokens,
+            0.0,
+            1e-12,
+        )
+
+    return Case(list(config), None, extra=judge)
+
+
+BUDGET_CHECKS = [
+    Check(
+        "parameters of the notebook's fast-mode GPT (V 256, T 64, d 64, 2 layers)",
+        0.5,
+        lambda: _params_case(NOTEBOOK_FAST),
+        "tables V*d (tied: the output head is the same matrix, count it once) and T*d; per "
+        "block two LayerNorms (gain and bias, 2*d each), qkv 3*d*d and proj d*d (no biases), "
+        "the MLP d*4d + 4d and 4d*d + d (with biases); the final LayerNorm 2*d",
+    ),
+    Check(
+        "no blocks (n_layers = 0): the embeddings and the final LayerNorm",
+        0.5,
+        lambda: _params_case((300, 17, 40, 0, 10**6)),
+        "with no blocks: the token table once (the output head is tied to it), the position "
+        "table block_size*d_model, and the final LayerNorm's gain and bias",
+    ),
+    Check(
+        "parameters of a deeper, wider GPT (V 1000, T 128, d 96, 5 layers)",
+        0.5,
+        lambda: _params_case((1000, 128, 96, 5, 10**9)),
+        "per block: 4*d (two LayerNorms) + 3*d*d + d*d (attention, no biases) + 8*d*d + 5*d "
+        "(the MLP with its biases) = 12*d*d + 9*d",
+    ),
+    Check(
+        "GPT-2 small's shape (V 50257, T 1024, d 768, 12 layers): a Python int",
+        0.5,
+        lambda: _params_case((50257, 1024, 768, 12, 300 * 10**9)),
+        "return Python ints (int(...)), not tensors or floats; this model is GPT-2 small "
+        "without its attention biases",
+    ),
+    Check(
+        "training FLOPs: 6 * n_params * n_tokens",
+        0.5,
+        lambda: _per_param_case(NOTEBOOK_FAST, 1, "flops", 6),
+        "2*N*D for the forward pass and twice that for the backward: 6*N*D in all, with N "
+        "your parameter count (not 2*N*D, which is the forward pass alone)",
+    ),
+    Check(
+        "AdamW memory: 16 bytes per parameter",
+        0.5,
+        lambda: _per_param_case(NOTEBOOK_FAST, 2, "memory_bytes", 16),
+        "four float32 numbers (4 bytes each) per parameter: the weight, its gradient, and "
+        "AdamW's two moments exp_avg and exp_avg_sq",
+    ),
+]
+
+
 ITEMS: dict[str, Item] = {
     "training_loop.cross_entropy": Item(
         "cross_entropy",
@@ -590,5 +690,10 @@ ITEMS: dict[str, Item] = {
                 "return[3]": "(V, V)",
             },
         ),
+    ),
+    "training_loop.training_budget": Item(
+        "training_budget",
+        BUDGET_CHECKS,
+        Signature("vocab_size, block_size, d_model, n_layers, n_tokens"),
     ),
 }

@@ -1,8 +1,9 @@
 """Grader of the transformer-block notebook (part2_fundamentals): LayerNorm, RMSNorm, SwiGLU,
 the pre-norm block and the GPT with tied embeddings.
 
-Every expected value comes from ``reference_impl.models`` with the Llama-flavoured config
-(RMSNorm, SwiGLU, no biases, learned positions, tied output matrix). The reference's weights
+Every expected value comes from ``reference_impl.models`` with the notebook's config: Llama's
+blocks (RMSNorm, SwiGLU, no biases) with GPT-2's learned positions and tied output matrix
+(Llama itself has RoPE and, in Llama 1, 2 and 3-8B, an untied one). The reference's weights
 are spread (matrices ~ N(0, 0.3), norm weights 1 + noise) so that a mistake shows in the
 values, then loaded into the student's module by name.
 """

@@ -43,7 +43,7 @@ def _norms_case(
         x_scale * _randn(g, t, b, i, dtype=f64),
         h0_scale * _randn(g, b, h, dtype=f64),
         _randn(g, h, i, dtype=f64) / i**0.5,
-        scale * torch.linalg.qr(_randn(g, h, h, dtype=f64))[0],  # spectral radius = scale
+        scale * torch.linalg.qr(_randn(g, h, h, dtype=f64))[0],  # spectral norm = radius = scale
         0.1 * _randn(g, h, dtype=f64),
         0.1 * _randn(g, h, dtype=f64),
     ]
