@@ -54,3 +54,9 @@ c.Autograde.autograde_preprocessors = [
 c.TrustedGrades.step_timeout = 60.0  # a check that loops fails the rest of its item at once
 c.TrustedGrades.budget = 900.0  # seconds for the trusted run of one notebook, all checks
 c.TrustedGrades.memory_mb = 4096
+# Students' code (the kernel, the trusted run) runs in Linux namespaces with bubblewrap
+# (Debian's `bubblewrap`; CI installs it). Required here: a machine without it stops
+# autograding at once with one line, before any student is graded. Set False to accept the
+# audit-hook guard alone (macOS, locked-down distributions); grading then says so once.
+c.TrustedGrades.require_sandbox = True
+c.Autograde.pre_convert_hook = "autograder.nbgrader_plugin.check_sandbox"

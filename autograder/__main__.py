@@ -4,7 +4,8 @@ A notebook of this course (a student's copy of ``release/<assignment>/<name>.ipy
 submission in ``submitted/<student>/<assignment>/``) is graded by the hidden tests of its
 source notebook, ``source/<assignment>/<name>.ipynb``, matched by the cells' grade ids. Any
 other notebook is graded by the hidden ``grade()`` calls it holds. Exit status: 0 when every
-notebook was graded, 2 when one could not be read or has no gradable cells.
+notebook was graded, 2 when one could not be read or has no gradable cells, or when
+``--require-sandbox`` is given and bubblewrap cannot be used (then nothing is graded).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import json
 import sys
 
 from autograder.harness import COURSE_ROOT, format_report, grade_notebook, source_of
-from autograder.sandbox import Limits
+from autograder.namespace import SandboxUnavailable
+from autograder.sandbox import Limits, check_namespace
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,8 +28,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("notebooks", nargs="+", help="notebook files (.ipynb)")
     p.add_argument("--json", action="store_true", help="print a JSON report instead of text")
     p.add_argument("--step-timeout", type=float, default=60.0, help="seconds per cell or check")
+    p.add_argument(
+        "--require-sandbox",
+        action="store_true",
+        help="fail when bubblewrap cannot isolate the students' code (no audit-hook fallback)",
+    )
     args = p.parse_args(argv)
-    limits = Limits(step_timeout=args.step_timeout)
+    limits = Limits(step_timeout=args.step_timeout, require_namespace=args.require_sandbox)
+    try:
+        check_namespace(limits)
+    except SandboxUnavailable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     reports = [grade_notebook(nb, limits, source_of(nb)) for nb in args.notebooks]
     for report in reports:
         if not report.cells and not report.error:

@@ -12,9 +12,12 @@ patched ``torch.allclose`` or a lying ``Tensor`` subclass here can only send byt
 bytes pass only if they are the right answer.
 
 An audit hook, installed before the student's code runs, refuses imports of the course's
-reference and graders (and of ctypes, subprocess, socket), file access outside the
-working folder and the Python installation, and starting processes. Each refusal is
-reported at once as a violation line, so it cannot be taken back later.
+reference and graders (and of ctypes, subprocess, socket), C functions looked up through
+ctypes, file access outside the working folder and the Python installation, and starting
+processes. Each refusal is reported at once as a violation line, so it cannot be taken
+back later. It is the second line: where bubblewrap works this process runs in
+namespaces where the course's files do not exist (``namespace.py``), and C code that
+gets past the hook (``torch.from_file``, ``torch.save``) finds nothing to read or write.
 """
 
 import base64
@@ -51,6 +54,11 @@ BLOCKED_EVENTS = {
     "builtins.input": "waits for keyboard input",
     "socket.connect": "opens a network connection",
     "pty.spawn": "starts a process",
+    # torch has imported ctypes before the hook, so refusing its import is not enough:
+    # refuse loading a C library or looking up a function in one.
+    "ctypes.dlopen": "loads a C library",
+    "ctypes.dlsym": "calls into C",
+    "ctypes.dlsym/handle": "calls into C",
 }
 # The tensor dtypes that cross between the processes, by the name both sides send
 # (``str(dtype)`` without ``torch.``). The parent (sandbox.py) imports this table.

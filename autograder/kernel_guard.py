@@ -12,8 +12,10 @@ removed once installed, refuses:
 - importing the reference or nbgrader, and starting processes (a child process would
   not carry the hook).
 
-This is a second line of defence; code that reaches C (``ctypes``, already loaded by torch)
-could get past an audit hook. The course root comes from ``GW_COURSE_ROOT``.
+This is a second line of defence; code that reaches C (``ctypes``, already loaded by torch;
+``torch.from_file``, ``torch.save``) gets past an audit hook. The first line, where
+bubblewrap works, is ``kernel_sandbox.py``: the kernel runs in Linux namespaces where the
+course's files do not exist. The course root comes from ``GW_COURSE_ROOT``.
 """
 
 from __future__ import annotations

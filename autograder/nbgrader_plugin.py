@@ -3,12 +3,16 @@ autograde pipeline.
 
 - :class:`SafeExecute` runs the notebook in a kernel as nbgrader's ``Execute`` does, but a
   kernel that dies (``os._exit``, a crash) or stops answering ends execution instead of
-  failing the whole submission, so the student is still graded.
+  failing the whole submission, so the student is still graded; the kernel runs in Linux
+  namespaces where bubblewrap works (``autograder/kernel_sandbox.py``).
 - :class:`TrustedGrades` runs just before ``SaveAutoGrades``. It grades the notebook with
   :func:`autograder.harness.grade_notebook_node` (student code in a sandboxed child, the
   comparison here) and replaces every graded test cell's outputs with the itemized report
   and an ``execute_result`` holding the score, from which ``SaveAutoGrades`` records the
   points. Nothing the student's kernel printed or displayed reaches the gradebook.
+- :func:`check_sandbox`, nbgrader's ``pre_convert_hook`` for Autograde: with
+  ``TrustedGrades.require_sandbox`` set and no usable bubblewrap, ``nbgrader autograde``
+  stops with one line before the first student is touched (not once per student).
 """
 
 from __future__ import annotations
@@ -18,15 +22,23 @@ from typing import Any
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Float, Integer
+from traitlets import Bool, Float, Integer
+from traitlets.config import Application, Config
 
 from autograder.harness import CellReport, format_cell, grade_notebook_node
-from autograder.sandbox import Limits
+from autograder.kernel_sandbox import SandboxedKernelManager
+from autograder.namespace import SandboxUnavailable
+from autograder.sandbox import Limits, check_namespace
 from coursekit.notebooks import nbgrader_meta
 
 
 class SafeExecute(Execute):
-    """nbgrader's Execute that survives a dead or unresponsive kernel."""
+    """nbgrader's Execute that survives a dead or unresponsive kernel, and starts it in
+    namespaces where bubblewrap works (:class:`SandboxedKernelManager`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
+        super().__init__(*args, **kwargs)
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> Any:
         try:
@@ -57,12 +69,21 @@ class TrustedGrades(NbGraderPreprocessor):
     )
     memory_mb = Integer(4096, help="Address-space cap of the grading child (MiB).").tag(config=True)
     budget = Float(900.0, help="Seconds of wall clock for grading one notebook.").tag(config=True)
+    require_sandbox = Bool(
+        False, help="Refuse to grade when bubblewrap cannot isolate the students' code."
+    ).tag(config=True)
+
+    def limits(self) -> Limits:
+        return Limits(
+            step_timeout=self.step_timeout,
+            memory_bytes=self.memory_mb << 20,
+            budget=self.budget,
+            require_namespace=self.require_sandbox,
+        )
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> Any:
         name = str(resources.get("nbgrader", {}).get("notebook", "notebook"))
-        limits = Limits(
-            step_timeout=self.step_timeout, memory_bytes=self.memory_mb << 20, budget=self.budget
-        )
+        limits = self.limits()
         report = grade_notebook_node(nb, name, limits)
         cells = {c.grade_id: c for c in report.cells}
         for cell in nb.cells:
@@ -77,3 +98,13 @@ class TrustedGrades(NbGraderPreprocessor):
             points = min(max(graded.points, 0.0), max_points)
             cell.outputs = [_stream(format_cell(graded)), _score(points)]
         return nb, resources
+
+
+def check_sandbox(**_: Any) -> None:
+    """nbgrader's pre_convert_hook: stop the whole command (``SystemExit`` passes nbgrader's
+    per-student ``except Exception``) when the sandbox is required and unavailable."""
+    config = Application.instance().config if Application.initialized() else Config()
+    try:
+        check_namespace(TrustedGrades(config=config).limits())
+    except SandboxUnavailable as e:
+        raise SystemExit(f"error: {e}") from None

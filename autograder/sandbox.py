@@ -12,15 +12,24 @@ Looping code is paid for once: when a call step of a ``group`` (the checks of on
 item) runs past its timeout, the group's remaining calls fail at once with the same
 message, and the whole run has a wall-clock ``budget``, after which every step not yet
 done fails saying so.
+
+Where bubblewrap works, the child runs inside Linux namespaces (see ``namespace.py``):
+the course's files do not exist there, whatever the code reaches; the audit hooks in
+``_child.py`` stay as a second line. Elsewhere the hooks alone guard, as said once on
+stderr, or grading stops when ``Limits.require_namespace`` says so. Either way the child
+dies with the process that started it (``--die-with-parent``, ``PR_SET_PDEATHSIG``): a
+killed grading run leaves no student code running.
 """
 
 from __future__ import annotations
 
 import base64
+import ctypes
 import json
 import os
 import resource
 import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -32,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from autograder import namespace
 from autograder._child import DTYPES  # the child's own table: one for both sides
 
 # Read once, at import: the child runs this text, so a later change to the file on disk
@@ -45,6 +55,9 @@ TIMED_OUT = (
     "ran past the time limit of {:g} s in an earlier check of this exercise (an infinite loop?)"
 )
 OUT_OF_BUDGET = "not run: the grading time budget of {:g} s for this notebook ran out"
+PR_SET_PDEATHSIG = 1
+# Looked up before any fork: the child calls it between fork and exec (Linux only).
+_PRCTL = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
 
 
 @dataclass
@@ -57,6 +70,8 @@ class Limits:
     cpu_seconds: int = 600  # CPU-time cap of the whole child (RLIMIT_CPU)
     threads: int = 1
     budget: float = 900.0  # seconds of wall clock for all the steps of one run
+    disk_bytes: int = 256 << 20  # size of the writable folder inside the namespace
+    require_namespace: bool = False  # no bubblewrap: raise instead of the hooks alone
 
 
 @dataclass
@@ -137,8 +152,12 @@ class Unsupported:
     what: str
 
 
-def _limit(limits: Limits) -> None:  # runs in the child between fork and exec
+def _limit(limits: Limits, parent: int) -> None:  # runs in the child between fork and exec
     os.setsid()
+    if _PRCTL is not None:  # killed with the grading process: never an orphan at 100 %
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before prctl: nobody is waiting for this child
+        os._exit(1)
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -183,20 +202,30 @@ class _Stop:
 
 
 def _run_once(
-    steps: list[dict[str, Any]], limits: Limits, run: SandboxRun, workdir: str, budget_end: float
+    steps: list[dict[str, Any]],
+    limits: Limits,
+    run: SandboxRun,
+    workdir: str,
+    budget_end: float,
+    isolate: bool,
 ) -> _Stop | None:
-    """Run ``steps`` in one child; fill ``run``; return why it stopped early, if it did."""
+    """Run ``steps`` in one child (in namespaces if ``isolate``); fill ``run``; return why
+    it stopped early, if it did."""
     secret, private, public = _private_and_public(workdir)
     job = {"steps": steps, "threads": limits.threads}
     job |= {"secret": secret, "private": private, "public": public}
+    argv = [sys.executable, "-I", "-c", CHILD_SOURCE]
+    if isolate:
+        argv = namespace.command(argv, workdir, tmpfs={workdir: limits.disk_bytes})
+    parent = os.getpid()
     proc = subprocess.Popen(
-        [sys.executable, "-I", "-c", CHILD_SOURCE],
+        argv,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         cwd=workdir,
         env=_child_env(workdir, limits.threads),
-        preexec_fn=lambda: _limit(limits),
+        preexec_fn=lambda: _limit(limits, parent),
     )
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(json.dumps(job).encode())
@@ -251,6 +280,13 @@ def _run_once(
         proc.wait()
 
 
+def check_namespace(limits: Limits) -> bool:
+    """Whether children will run in namespaces; raises :class:`namespace.SandboxUnavailable`
+    when they cannot and ``limits.require_namespace`` is set (see :func:`namespace.check`)."""
+    secret, private, _ = _private_and_public(tempfile.gettempdir())
+    return namespace.check(secret + private, limits.require_namespace)
+
+
 def run_steps(steps: list[dict[str, Any]], limits: Limits | None = None) -> SandboxRun:
     """Run cell and call steps (see ``_child.py``) in order in a sandboxed child.
 
@@ -258,12 +294,16 @@ def run_steps(steps: list[dict[str, Any]], limits: Limits | None = None) -> Sand
     run again in a fresh child (without it); calls whose cells were skipped will fail with
     a NameError of their own. A call that times out fails the rest of its ``group`` with it;
     past ``limits.budget`` seconds every step without a result fails.
+
+    Raises :class:`namespace.SandboxUnavailable` (before running anything) when
+    ``limits.require_namespace`` is set and bubblewrap cannot be used.
     """
     limits = limits or Limits()
     run = SandboxRun()
     skipped: set[str] = set()
     budget_end = time.monotonic() + limits.budget
     with tempfile.TemporaryDirectory(prefix="gw-grade-") as workdir:
+        isolate = check_namespace(limits)
         while True:
             # Cells always rerun (later calls need their definitions); calls run once.
             todo = [
@@ -273,7 +313,7 @@ def run_steps(steps: list[dict[str, Any]], limits: Limits | None = None) -> Sand
             ]
             if all(s["id"] in run.results for s in todo):
                 break
-            stop = _run_once(todo, limits, run, workdir, budget_end)
+            stop = _run_once(todo, limits, run, workdir, budget_end, isolate)
             if stop is None:
                 break
             if stop.out_of_budget or stop.step == "__startup__":
