@@ -15,9 +15,11 @@ def grade(item: str, obj: Any) -> float | None:
     """Check ``obj`` against item ``item``; print the report; fail unless all checks pass.
 
     While nbgrader autogrades (``NBGRADER_EXECUTION`` is set) this does nothing: the
-    trusted grader, outside the student's kernel, scores the cell instead.
+    trusted grader, outside the student's kernel, scores the cell instead. (Unless
+    ``GW_GRADE_IN_KERNEL`` is set: stock nbgrader's way, checks in the student's kernel, which
+    bench/bench_grading.py times beside ours.)
     """
-    if os.environ.get("NBGRADER_EXECUTION"):
+    if os.environ.get("NBGRADER_EXECUTION") and not os.environ.get("GW_GRADE_IN_KERNEL"):
         print(f"{item}: graded outside this kernel by the course's trusted grader")
         return None
     from autograder.harness import format_cell, grade_object
