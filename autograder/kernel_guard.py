@@ -25,6 +25,8 @@ import os
 import sys
 from typing import Any
 
+from autograder.seccomp import deny_new_processes
+
 BLOCKED_IMPORTS = {"reference_impl", "nbgrader"}
 BLOCKED_EVENTS = {
     "os.system",
@@ -81,3 +83,4 @@ def install(course_root: str | None = None) -> None:
                 refuse(f"write {path!r}")
 
     sys.addaudithook(hook)
+    deny_new_processes()  # the same for C (ctypes' fork and execve): a seccomp filter

@@ -78,7 +78,9 @@ class SandboxedKernelManager(AsyncKernelManager):
             if (str(root.resolve()) + os.sep).startswith(os.path.realpath(folder) + os.sep):
                 raise namespace.SandboxUnavailable(f"the kernel's folder {folder} holds {root}")
             package = Path(namespace.__file__).parent
-            guard = [str(package / "__init__.py"), str(package / "kernel_guard.py")]
+            guard = [
+                str(package / name) for name in ("__init__.py", "kernel_guard.py", "seccomp.py")
+            ]
             kernel_cmd = namespace.command(
                 kernel_cmd,
                 folder,

@@ -47,6 +47,7 @@ from autograder._child import DTYPES  # the child's own table: one for both side
 # Read once, at import: the child runs this text, so a later change to the file on disk
 # (by code that ran before, e.g. a student's kernel) cannot change what grading runs.
 CHILD_SOURCE = Path(__file__).with_name("_child.py").read_text(encoding="utf-8")
+SECCOMP_SOURCE = Path(__file__).with_name("seccomp.py").read_text(encoding="utf-8")
 DIED = (
     "the process died or ran past the time limit during this step "
     "(an infinite loop, os._exit, a crash, or too much memory)"
@@ -213,7 +214,7 @@ def _run_once(
     it stopped early, if it did."""
     secret, private, public = _private_and_public(workdir)
     job = {"steps": steps, "threads": limits.threads}
-    job |= {"secret": secret, "private": private, "public": public}
+    job |= {"secret": secret, "private": private, "public": public, "seccomp": SECCOMP_SOURCE}
     argv = [sys.executable, "-I", "-c", CHILD_SOURCE]
     if isolate:
         argv = namespace.command(argv, workdir, tmpfs={workdir: limits.disk_bytes})
