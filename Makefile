@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(RUN) python scripts/demo.py
 
+# Two pytest workers on two cores: every process they start (notebook kernels, nbgrader, the
+# grading children) gets one thread, or torch's spinning thread pools oversubscribe the cores.
 test: $(STAMP)
-	$(RUN) GW_FAST=1 python -m pytest -n 2 --dist loadfile --durations=15 --nbval-lax tests source $(PYTEST_ARGS)
+	$(RUN) OMP_NUM_THREADS=1 GW_FAST=1 python -m pytest -n 2 --dist loadfile --durations=15 --nbval-lax tests source $(PYTEST_ARGS)
 
 # JupyterLab on release/, with nbgrader's Validate button (and Formgrader for instructors).
 lab: $(STAMP)
