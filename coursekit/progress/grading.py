@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from coursekit.notebooks import grade_id
 from coursekit.progress.model import NOT_STARTED, CourseProgress, Exercise, _num
 from coursekit.progress.scan import _questions, _source, notebooks
 
@@ -113,9 +114,8 @@ def model_answers(release: Path, name: str) -> str:
     answers: dict[str, str] = {}
     if source.is_file():
         for cell in json.loads(source.read_bytes())["cells"]:
-            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-            if cell.get("cell_type") == "markdown" and grade_id:
-                answers[str(grade_id)] = _source(cell).strip()
+            if cell.get("cell_type") == "markdown" and grade_id(cell):
+                answers[str(grade_id(cell))] = _source(cell).strip()
     lines = []
     for q in questions:
         lines.append(f"{path.name} [{q.name}] {q.title} ({_num(q.points)} pt)")

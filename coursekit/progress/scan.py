@@ -191,10 +191,6 @@ def _questions(cells: list[dict[str, Any]]) -> list[Question]:
                 title = sentence if len(sentence) <= 70 else sentence[:67] + "..."
                 break
         source = _source(cell).strip()
-        try:
-            untouched = meta["checksum"] == _checksum(cell)
-        except (KeyError, TypeError, ValueError):
-            untouched = False
-        answered = bool(source) and source != STUB_ANSWER and not untouched
+        answered = bool(source) and source != STUB_ANSWER and not _untouched(cell)
         found.append(Question(name, title, float(meta.get("points", 0)), answered))
     return found
