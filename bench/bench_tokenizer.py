@@ -5,8 +5,10 @@
 Training: vocab 500 on ``corpus.en`` and vocab 5,000 on ``tinyshakespeare.txt`` with
 ``<|endoftext|>`` as special token, by the reference trainer and by Hugging Face's
 ``BpeTrainer`` (Rust, multi-threaded) in the same run. Encoding: GPT-2's vocabulary on
-``tinyshakespeare.txt`` (cold cache: a fresh tokenizer each repeat), one string at a
-time by both, and Hugging Face's ``encode_batch`` over lines. Best of ``--repeats``.
+``tinyshakespeare.txt`` (cold cache: a fresh tokenizer each repeat, its loading timed
+too), one string at a time by both, and Hugging Face's ``encode_batch`` over lines; the
+two encoders' ids are checked equal. Best of ``--repeats``; each row gives our time
+against the peer's.
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ def best_of(repeats: int, fn: Callable[[], object]) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def versus(ours: float, theirs: float) -> str:
+    """Our seconds against the peer's, e.g. ``2.1x slower``."""
+    if ours > theirs:
+        return f"{ours / theirs:.1f}x slower"
+    return f"{theirs / ours:.1f}x faster"
 
 
 def hf_train(path: Path, vocab_size: int) -> None:
@@ -69,25 +78,32 @@ def main() -> None:
         )
         theirs = best_of(args.repeats, lambda p=path, v=vocab_size: hf_train(p, v))
         print(
-            f"  {name:<20} vocab {vocab_size:>5}: reference {ours:6.2f} s   "
-            f"tokenizers {theirs:6.2f} s"
+            f"  {name:<20} vocab {vocab_size:>5}: ours {ours:5.2f} s, "
+            f"tokenizers {theirs:5.2f} s, {versus(ours, theirs)}"
         )
 
     text = (text_dir / "tinyshakespeare.txt").read_text(encoding="utf-8")
     lines = text.splitlines(keepends=True)
     mb = len(text.encode("utf-8")) / 1e6
 
-    def ours_encode() -> None:
-        Tokenizer.from_files(gpt2 / "gpt2_vocab.json", gpt2 / "gpt2_merges.txt", [EOT]).encode(text)
+    def ours_encode() -> list[int]:
+        tok = Tokenizer.from_files(gpt2 / "gpt2_vocab.json", gpt2 / "gpt2_merges.txt", [EOT])
+        return tok.encode(text)
 
     hf = hf_gpt2(gpt2)
+    if ours_encode() != hf.encode(text).ids:
+        raise SystemExit("the reference's GPT-2 ids differ from Hugging Face's")
     ours_t = best_of(args.repeats, ours_encode)
     hf_t = best_of(args.repeats, lambda: hf.encode(text))
     hf_batch = best_of(args.repeats, lambda: hf.encode_batch(lines))
-    print(f"GPT-2 encoding of tinyshakespeare.txt ({mb:.2f} MB, MB/s)")
-    print(f"  reference (incl. loading the files) {mb / ours_t:6.2f}")
-    print(f"  tokenizers encode                   {mb / hf_t:6.2f}")
-    print(f"  tokenizers encode_batch (lines)     {mb / hf_batch:6.2f}")
+    print(f"GPT-2 encoding of tinyshakespeare.txt ({mb:.2f} MB, MB/s; ids identical)")
+    print(
+        f"  one string: ours (incl. loading the files) {mb / ours_t:5.2f}, "
+        f"tokenizers {mb / hf_t:5.2f}, {versus(ours_t, hf_t)}"
+    )
+    print(
+        f"  tokenizers encode_batch (lines) {mb / hf_batch:5.2f}, ours {versus(ours_t, hf_batch)}"
+    )
 
 
 if __name__ == "__main__":

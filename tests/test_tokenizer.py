@@ -4,6 +4,7 @@ trainer and sentencepiece."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from collections import Counter
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference_impl.tokenizer import Tokenizer, train_bpe
+from reference_impl.tokenizer.bpe import merge_word
 from reference_impl.tokenizer.pretokenize import count_file, count_pretokens
 from reference_impl.tokenizer.tokenizer import _from_gpt2_string
 
@@ -201,6 +203,31 @@ def test_training_on_real_text_equals_the_naive_trainer() -> None:
     _, merges = train_bpe(path, 400, [EOT])
     assert len(merges) == 400 - 257
     assert merges == naive_train(path.read_text(encoding="utf-8"), 400, [EOT])
+
+
+@needs_data
+@pytest.mark.parametrize(
+    ("name", "vocab_size", "digest"),
+    [("corpus.en", 500, "dcd99d49f9687d7f"), ("tinyshakespeare.txt", 5000, "ed7423aa6ccc9004")],
+)
+def test_training_merges_are_pinned_on_real_text(name: str, vocab_size: int, digest: str) -> None:
+    """The exact merges (a hash of them) of the bench's two trainings: a faster trainer
+    must not change a single merge or its order, ties included."""
+    _, merges = train_bpe(TEXT / name, vocab_size, [EOT], progress=False)
+    assert len(merges) == vocab_size - 257
+    assert hashlib.sha256(repr(merges).encode()).hexdigest()[:16] == digest
+
+
+@given(st.text(alphabet="abc", max_size=12))
+def test_merge_word_reports_exactly_the_pairs_that_change(word: str) -> None:
+    def pairs(w: str) -> Counter[str]:
+        return Counter(w[i : i + 2] for i in range(len(w) - 1))
+
+    for pair in ("ab", "aa"):
+        merged, lost, gained = merge_word(word, pair, "N")
+        assert merged == word.replace(pair, "N")
+        assert pairs(word) - Counter(lost) + Counter(gained) == pairs(merged)
+        assert not Counter(lost) - pairs(word)  # only pairs the word had
 
 
 def test_special_tokens_are_never_merged_across(tmp_path: Path) -> None:

@@ -1,10 +1,16 @@
 """Byte-level BPE training with incremental pair counts.
 
-Each distinct pre-token (a "word") is a sequence of token ids with a count. The trainer
-keeps the count of every adjacent pair over all words, and for each pair the words that
-contain it. Merging the best pair then touches only those words: their old pairs are
-subtracted and their new pairs added, instead of recounting the corpus. The best pair
-comes from a max-heap with lazy deletion (an entry whose count is stale is skipped).
+Each distinct pre-token (a "word") has a count, and is stored as a ``str`` whose
+characters are token ids (``chr(id)``): the 256 bytes are the Latin-1 characters, so a
+word starts as its UTF-8 bytes decoded as Latin-1, a pair of tokens is a 2-character
+string, and merging a pair everywhere in a word is one ``str.replace`` (run in C).
+
+The trainer keeps the count of every adjacent pair over all words, and for each pair the
+words that may contain it. Merging the best pair then touches only those words, and in
+them only the pairs next to each occurrence change: ``x a b y`` loses ``(x, a)``,
+``(a, b)`` and ``(b, y)`` and gains ``(x, ab)`` and ``(ab, y)``. The best pair comes from a
+heap with lazy deletion: a pair whose count changed is pushed again, and an entry whose
+count is stale is skipped when it comes out.
 
 Tie-breaking (deterministic): among pairs of equal count, the lexicographically greater
 pair of byte strings ``(vocab[a], vocab[b])`` is merged first (the convention of CS336's
@@ -14,7 +20,6 @@ tests; Hugging Face's trainer prefers the smaller pair of ids instead).
 from __future__ import annotations
 
 import heapq
-import itertools
 import os
 from collections import defaultdict
 
@@ -23,38 +28,94 @@ from tqdm import tqdm
 from reference_impl.tokenizer.pretokenize import count_file
 
 Pair = tuple[int, int]
+#: A heap entry: (-count, descending keys of the pair's two tokens, the pair as a str).
+Entry = tuple[int, str, str, str]
 
-
-class _Key:
-    """Heap key: higher count first, then the greater pair of byte strings."""
-
-    __slots__ = ("count", "pair_bytes")
-
-    def __init__(self, count: int, pair_bytes: tuple[bytes, bytes]) -> None:
-        self.count, self.pair_bytes = count, pair_bytes
-
-    def __lt__(self, other: _Key) -> bool:
-        if self.count != other.count:
-            return self.count > other.count
-        return self.pair_bytes > other.pair_bytes
-
-
-def _pairs(word: list[int]) -> list[Pair]:
-    return list(itertools.pairwise(word))
+_COMPLEMENT = bytes(range(255, -1, -1))
 
 
 def merge(word: list[int], pair: Pair, new_id: int) -> list[int]:
     """``word`` with every non-overlapping occurrence of ``pair``, left to right, replaced by
-    ``new_id``: the one merge step of training and of encoding."""
-    out, i, a, b = [], 0, pair[0], pair[1]
-    while i < len(word):
-        if i + 1 < len(word) and word[i] == a and word[i + 1] == b:
+    ``new_id``: the one merge step of encoding (training does it with ``str.replace``)."""
+    out, i, n, (a, b) = [], 0, len(word), pair
+    while i < n:
+        if word[i] == a and i + 1 < n and word[i + 1] == b:
             out.append(new_id)
             i += 2
         else:
             out.append(word[i])
             i += 1
     return out
+
+
+def descending_key(token: bytes) -> str:
+    """A string that sorts in the reverse order of ``token``: each byte x becomes the
+    character 255 - x, then a U+0100 end marker (so a prefix sorts after its extensions).
+    It lets Python's built-in tuple comparison order the heap (a ``__lt__`` written in
+    Python would be called about a million times)."""
+    return token.translate(_COMPLEMENT).decode("latin-1") + "\u0100"
+
+
+def count_pairs(words: list[str], freq: list[int]) -> tuple[dict[str, int], dict[str, set[int]]]:
+    """How often each adjacent pair occurs (weighted by word counts), and the indices of
+    the words that contain it."""
+    pair_count: dict[str, int] = defaultdict(int)
+    where: dict[str, set[int]] = defaultdict(set)
+    for w, (word, f) in enumerate(zip(words, freq, strict=True)):
+        for i in range(len(word) - 1):
+            pair_count[word[i : i + 2]] += f
+            where[word[i : i + 2]].add(w)
+    return pair_count, where
+
+
+def merge_word(word: str, pair: str, new: str) -> tuple[str, list[str], list[str]]:
+    """``word`` with ``pair`` merged into the token ``new``, the pairs it lost and those it
+    gained (with repeats): around each occurrence, ``x a b y`` becomes ``x new y``. Two
+    adjacent occurrences ``a b a b`` turn ``(b, a)`` into ``(new, new)``."""
+    merged = word.replace(pair, new)
+    a, b = pair[0], pair[1]
+    lost, gained = [], []
+    j = merged.find(new)
+    while j >= 0:
+        lost.append(pair)
+        if j > 0:
+            left = merged[j - 1]
+            lost.append((b if left == new else left) + a)
+            gained.append(left + new)
+        right = merged[j + 1 : j + 2]
+        if right and right != new:
+            lost.append(b + right)
+            gained.append(new + right)
+        j = merged.find(new, j + 1)
+    return merged, lost, gained
+
+
+def merge_words(
+    words: list[str], freq: list[int], where: dict[str, set[int]], pair: str, new: str
+) -> dict[str, int]:
+    """Merge ``pair`` into ``new`` in every word listed under it, in place, listing each
+    word under the pairs it gains; returns how the count of each pair changed."""
+    delta: dict[str, int] = defaultdict(int)
+    for w in where.pop(pair):
+        if pair not in words[w]:
+            continue  # the word lost the pair to an earlier merge (it stays listed)
+        words[w], lost, gained = merge_word(words[w], pair, new)
+        f = freq[w]
+        for p in lost:
+            delta[p] -= f
+        for p in gained:
+            delta[p] += f
+            where[p].add(w)
+    return delta
+
+
+def pop_best(heap: list[Entry], pair_count: dict[str, int]) -> str | None:
+    """The pair of highest count (ties: the greater bytes), or None when none is left."""
+    while heap:
+        neg, _, _, pair = heapq.heappop(heap)
+        if pair_count.get(pair) == -neg:
+            return pair
+    return None
 
 
 def train_bpe(
@@ -87,50 +148,27 @@ def train_bpe(
     vocab: dict[int, bytes] = {i: bytes([i]) for i in range(256)}
     for token in special_tokens:
         vocab[len(vocab)] = token.encode("utf-8")
-    words = [list(w.encode("utf-8")) for w in counts]
+    keys = {chr(i): descending_key(b) for i, b in vocab.items()}  # by token character
+    words = [w.encode("utf-8").decode("latin-1") for w in counts]
     freq = list(counts.values())
-
-    pair_count: dict[Pair, int] = defaultdict(int)
-    where: dict[Pair, set[int]] = defaultdict(set)
-    for w, word in enumerate(words):
-        for pair in _pairs(word):
-            pair_count[pair] += freq[w]
-            where[pair].add(w)
-    heap = [(_Key(c, (vocab[p[0]], vocab[p[1]])), p) for p, c in pair_count.items()]
+    pair_count, where = count_pairs(words, freq)
+    heap = [(-c, keys[p[0]], keys[p[1]], p) for p, c in pair_count.items()]
     heapq.heapify(heap)
 
     merges: list[tuple[bytes, bytes]] = []
     show = progress if progress is not None else n_merges >= 2000
-    bar = tqdm(total=n_merges, desc="BPE merges", disable=not show)
-    while len(merges) < n_merges and heap:
-        key, pair = heapq.heappop(heap)
-        if pair_count.get(pair, 0) != key.count or key.count <= 0:
-            continue  # stale entry
-        new_id = len(vocab)
-        vocab[new_id] = vocab[pair[0]] + vocab[pair[1]]
-        merges.append((vocab[pair[0]], vocab[pair[1]]))
-        changed: set[Pair] = set()
-        for w in list(where[pair]):
-            old = words[w]
-            new = merge(old, pair, new_id)
-            for p in _pairs(old):
-                pair_count[p] -= freq[w]
-                where[p].discard(w)
-                changed.add(p)
-            for p in _pairs(new):
-                pair_count[p] += freq[w]
-                where[p].add(w)
-                changed.add(p)
-            words[w] = new
-        del pair_count[pair], where[pair]
-        changed.discard(pair)
-        for p in changed:
-            c = pair_count[p]
-            if c > 0:
-                heapq.heappush(heap, (_Key(c, (vocab[p[0]], vocab[p[1]])), p))
-            else:
-                del pair_count[p]
-                where.pop(p, None)
-        bar.update()
-    bar.close()
+    for _ in tqdm(range(n_merges), desc="BPE merges", disable=not show):
+        pair = pop_best(heap, pair_count)
+        if pair is None:
+            break
+        a, b = vocab[ord(pair[0])], vocab[ord(pair[1])]
+        new = chr(len(vocab))
+        vocab[len(vocab)] = a + b
+        keys[new] = descending_key(a + b)
+        merges.append((a, b))
+        for p, d in merge_words(words, freq, where, pair, new).items():
+            if d:
+                count = pair_count[p] = pair_count[p] + d
+                if count > 0:
+                    heapq.heappush(heap, (-count, keys[p[0]], keys[p[1]], p))
     return vocab, merges

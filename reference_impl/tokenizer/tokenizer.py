@@ -8,8 +8,11 @@ import os
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
-from reference_impl.tokenizer.bpe import merge
+from reference_impl.tokenizer.bpe import Pair, merge
 from reference_impl.tokenizer.pretokenize import PRETOKEN_RE, special_pattern, split_special
+
+#: What a pair without a merge ranks as: after every real merge.
+_NO_MERGE = (1 << 62, (-1, -1), -1)
 
 
 @lru_cache(maxsize=1)
@@ -31,11 +34,19 @@ def bytes_to_unicode() -> dict[int, str]:
     return table
 
 
+@lru_cache(maxsize=1)
+def _gpt2_string_to_latin1() -> dict[int, int]:
+    """A ``str.translate`` table from GPT-2's characters to the Latin-1 characters of their
+    bytes; every other character below 256 goes to U+FFFF, which Latin-1 cannot encode."""
+    table = dict.fromkeys(range(256), 0xFFFF)
+    table.update({ord(c): b for b, c in bytes_to_unicode().items()})
+    return table
+
+
 def _from_gpt2_string(token: str) -> bytes:
-    inverse = {c: b for b, c in bytes_to_unicode().items()}
-    try:
-        return bytes(inverse[c] for c in token)
-    except KeyError as e:
+    try:  # translate and encode run in C: loading GPT-2's 150,000 token strings is fast
+        return token.translate(_gpt2_string_to_latin1()).encode("latin-1")
+    except UnicodeEncodeError as e:
         raise ValueError(f"{token!r} is not a GPT-2 byte-level token") from e
 
 
@@ -75,7 +86,7 @@ class Tokenizer:
                 f"the vocabulary lacks {len(missing)} single bytes, e.g. {missing[0]!r}"
             )
         self._byte_ids = [self.bytes_to_id[bytes([b])] for b in range(256)]
-        self._ranks: dict[tuple[int, int], tuple[int, int]] = {}
+        self._ranks: dict[Pair, tuple[int, Pair, int]] = {}  # pair -> (rank, pair, merged)
         for rank, (a, b) in enumerate(self.merges):
             try:
                 pair = (self.bytes_to_id[a], self.bytes_to_id[b])
@@ -84,7 +95,7 @@ class Tokenizer:
                 raise ValueError(
                     f"merge {rank} {(a, b)!r} uses a token not in the vocabulary"
                 ) from e
-            self._ranks.setdefault(pair, (rank, merged))
+            self._ranks.setdefault(pair, (rank, pair, merged))
         self._cache: dict[str, list[int]] = {}
 
     @classmethod
@@ -125,24 +136,28 @@ class Tokenizer:
                 f.write(f"{_to_gpt2_string(a)} {_to_gpt2_string(b)}\n")
 
     def _bpe(self, pretoken: str) -> list[int]:
-        """Merge the bytes of one pre-token: always the pair of lowest merge rank first."""
+        """Merge the bytes of one pre-token: always the pair of lowest merge rank first.
+        The ids are cached (a text repeats a few thousand pre-tokens most of the time)."""
         cached = self._cache.get(pretoken)
         if cached is not None:
             return cached
         word = [self._byte_ids[b] for b in pretoken.encode("utf-8")]
-        ranks = self._ranks
         while len(word) > 1:
-            best = min(itertools.pairwise(word), key=lambda p: ranks.get(p, (1 << 62, 0))[0])
-            if best not in ranks:
+            # The lowest (rank, pair, merged) of the word's pairs, looked up and compared in C.
+            pairs = itertools.pairwise(word)
+            rank, pair, merged = min(map(self._ranks.get, pairs, itertools.repeat(_NO_MERGE)))
+            if rank == _NO_MERGE[0]:
                 break
-            word = merge(word, best, ranks[best][1])
+            word = merge(word, pair, merged)
         if len(self._cache) < 100_000:
             self._cache[pretoken] = word
         return word
 
     def _encode_plain(self, text: str, ids: list[int]) -> None:
+        """Append the ids of ``text`` (no special tokens in it) to ``ids``."""
+        cache = self._cache  # looked up here first: most pre-tokens are cache hits
         for pretoken in PRETOKEN_RE.findall(text):
-            ids.extend(self._bpe(pretoken))
+            ids += cache.get(pretoken) or self._bpe(pretoken)  # cached ids are never []
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``."""
