@@ -1,12 +1,16 @@
 """Greedy generation tokens/s with and without a KV cache, ours beside Hugging Face Llama.
 
     python bench/bench_generation.py [--config configs/small_model.yaml] [--new-tokens 256]
+    python bench/bench_generation.py --medium   # also configs/medium_model.yaml, 1,024 tokens
 
 Batch 1, a random 16-token prompt, ``--new-tokens`` greedy tokens. Both models hold the
 same weights (ours is converted from the Hugging Face one). ``context_length`` is raised
 to prompt + new tokens when smaller, so that no model has to crop its context (past
 ``context_length`` ours would drop its cache and recompute the cropped window).
-The figures are comparable within one run only.
+Each row gives its ratio to Hugging Face with the same cache setting; the figures are
+comparable within one run only. ``--medium`` adds the medium config at 1,024 new tokens,
+attn_impl=sdpa only, each row timed once without a warm-up: the uncached rows take
+minutes each on 2 cores.
 """
 
 from __future__ import annotations
@@ -21,32 +25,43 @@ from bench_model import hf_twin  # run as a script: bench/ is on sys.path
 
 from reference_impl.generation import generate
 from reference_impl.models import TransformerLM, from_hf_llama
+from reference_impl.models.config import AttnImpl
 from reference_impl.training import load_experiment
 
 
 def tokens_per_second(run: Callable[[], torch.Tensor], new_tokens: int, repeats: int) -> float:
-    """New tokens per second of ``run``, best of ``repeats`` after one warm-up run."""
-    out = run()
-    assert out.size(1) >= new_tokens, "generation stopped early"
+    """New tokens per second of ``run``: best of ``repeats`` after one warm-up run, or one
+    run with no warm-up for ``repeats=0``."""
     best = float("inf")
-    for _ in range(repeats):
+    for i in range(max(repeats, 0) + 1):
         start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
+        out = run()
+        assert out.size(1) >= new_tokens, "generation stopped early"
+        if i > 0 or repeats == 0:
+            best = min(best, time.perf_counter() - start)
     return new_tokens / best
 
 
-def run(config: str, prompt_tokens: int = 16, new_tokens: int = 256, repeats: int = 3) -> None:
-    """Print the table: greedy tokens/s with and without the KV cache, ours and HF's."""
+def run(
+    config: str,
+    prompt_tokens: int = 16,
+    new_tokens: int = 256,
+    repeats: int = 3,
+    impls: tuple[AttnImpl, ...] = ("manual", "sdpa"),
+) -> None:
+    """Print the table: greedy tokens/s with and without the KV cache, ours (one model per
+    attention implementation in ``impls``) and HF's, each with its ratio to HF's."""
     torch.manual_seed(0)
     cfg = load_experiment(config).model
     total = prompt_tokens + new_tokens
     cfg = replace(cfg, context_length=max(cfg.context_length, total))
     hf = hf_twin(cfg).eval()
     hf.generation_config.eos_token_id = None  # no early stop: exactly n tokens, as ours
-    manual = from_hf_llama(hf)
-    fused = TransformerLM(replace(manual.config, attn_impl="sdpa")).eval()
-    fused.load_state_dict(manual.state_dict())
+    converted = from_hf_llama(hf)
+    ours = {}
+    for impl in impls:
+        ours[impl] = TransformerLM(replace(converted.config, attn_impl=impl)).eval()
+        ours[impl].load_state_dict(converted.state_dict())
     prompt = torch.randint(1, cfg.vocab_size, (1, prompt_tokens))
     n = new_tokens
 
@@ -64,25 +79,29 @@ def run(config: str, prompt_tokens: int = 16, new_tokens: int = 256, repeats: in
         )
 
     with torch.no_grad():
-        same = torch.equal(run_ours(manual, True)(), run_hf(True)())
+        theirs = run_hf(True)()
+        same = {impl: torch.equal(run_ours(m, True)(), theirs) for impl, m in ours.items()}
     print(
-        f"config {config}: {manual.num_parameters():,} parameters, batch 1, "
+        f"config {config}: {converted.num_parameters():,} parameters, batch 1, "
         f"prompt {prompt_tokens} + {n} greedy tokens, context_length "
         f"{cfg.context_length}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
         f"greedy ids equal to Hugging Face: {same}"
     )
-    print(f"{'model':40s} {'KV cache':>9s} {'tokens/s':>10s}")
     rows = [
-        ("reference_impl (attn_impl=manual)", True, run_ours(manual, True)),
-        ("reference_impl (attn_impl=manual)", False, run_ours(manual, False)),
-        ("reference_impl (attn_impl=sdpa)", True, run_ours(fused, True)),
-        ("reference_impl (attn_impl=sdpa)", False, run_ours(fused, False)),
-        ("transformers LlamaForCausalLM (sdpa)", True, run_hf(True)),
-        ("transformers LlamaForCausalLM (sdpa)", False, run_hf(False)),
+        (f"reference_impl (attn_impl={impl})", use_cache, run_ours(m, use_cache))
+        for impl, m in ours.items()
+        for use_cache in (True, False)
     ]
-    for name, use_cache, call in rows:
-        tps = tokens_per_second(call, n, repeats)
-        print(f"{name:40s} {'yes' if use_cache else 'no':>9s} {tps:10,.0f}")
+    rows += [("transformers LlamaForCausalLM (sdpa)", c, run_hf(c)) for c in (True, False)]
+    tps = [tokens_per_second(call, n, repeats) for _, _, call in rows]
+    hf_tps = {use_cache: t for (_, use_cache, _), t in zip(rows[-2:], tps[-2:], strict=True)}
+    print(f"{'model':40s} {'KV cache':>9s} {'tokens/s':>10s} {'x HF':>6s}")
+    for (name, use_cache, _), t in zip(rows, tps, strict=True):
+        ratio = t / hf_tps[use_cache]
+        print(f"{name:40s} {'yes' if use_cache else 'no':>9s} {t:10,.0f} {ratio:5.2f}x")
+    who = [*impls, "HF"]
+    speedups = (f"{w} {tps[2 * i] / tps[2 * i + 1]:.1f}x" for i, w in enumerate(who))
+    print("KV-cache speed-up (with / without):", ", ".join(speedups))
 
 
 def main() -> None:
@@ -92,9 +111,16 @@ def main() -> None:
     p.add_argument("--new-tokens", type=int, default=256)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--medium",
+        action="store_true",
+        help="then configs/medium_model.yaml at 1,024 new tokens, one run per row (minutes)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     run(args.config, args.prompt_tokens, args.new_tokens, args.repeats)
+    if args.medium:
+        run("configs/medium_model.yaml", args.prompt_tokens, 1024, repeats=0, impls=("sdpa",))
 
 
 if __name__ == "__main__":

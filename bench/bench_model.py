@@ -90,9 +90,9 @@ def main() -> None:
         ("reference_impl (attn_impl=sdpa)", ours_step(ours_sdpa)),
         ("transformers LlamaForCausalLM (sdpa)", hf_step),
     ]
-    for name, step in rows:
-        tps = tokens_per_second(step, batches)
-        print(f"{name:40s} forward+backward {tps:10,.0f} tokens/s")
+    tps = [tokens_per_second(step, batches) for _, step in rows]
+    for (name, _), t in zip(rows, tps, strict=True):
+        print(f"{name:40s} forward+backward {t:10,.0f} tokens/s {t / tps[-1]:5.2f}x HF")
 
 
 if __name__ == "__main__":

@@ -267,3 +267,13 @@ def test_beam_search_with_and_without_cache_agree_past_the_context() -> None:
     )
     assert torch.equal(seqs, again)
     torch.testing.assert_close(scores, again_scores)
+
+
+def test_generated_ids_can_train_the_model() -> None:
+    """generate decodes under inference_mode yet returns an ordinary tensor."""
+    model = small(n_kv_heads=2, attn_impl="sdpa")
+    out = generate(model, prompt(2, 5), 4, temperature=0.0)
+    assert not out.is_inference() and not model.training
+    model.train()
+    model.loss(out[:, :-1], out[:, 1:]).backward()
+    assert model.tok_emb.weight.grad is not None

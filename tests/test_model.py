@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from reference_impl.generation import generate
-from reference_impl.models import ModelConfig, TransformerLM
+from reference_impl.models import ModelConfig, RMSNorm, TransformerLM
 
 VARIANTS = list(
     itertools.product(
@@ -155,3 +155,40 @@ def test_fused_attention_model_matches_manual() -> None:
     fused.load_state_dict(manual.state_dict())
     idx = torch.randint(0, 37, (2, 16))
     torch.testing.assert_close(manual(idx), fused(idx), atol=1e-5, rtol=1e-5)
+
+
+def test_fused_attention_decoding_with_a_mask_matches_manual() -> None:
+    """The sdpa path's shortcuts (no mask for one query, is_causal when T = S) change nothing."""
+    manual = TransformerLM(tiny(pos_kind="rope", n_kv_heads=2)).eval()
+    fused = TransformerLM(tiny(pos_kind="rope", n_kv_heads=2, attn_impl="sdpa")).eval()
+    fused.load_state_dict(manual.state_dict())
+    idx = torch.randint(0, 37, (2, 12))
+    keep = torch.ones(2, 1, 1, 12, dtype=torch.bool)
+    keep[1, ..., 1:3] = False  # row 1 hides keys 1 and 2 (padding, say)
+    outs = []
+    for model in (manual, fused):
+        cache = model.new_cache(2)
+        steps = [model(idx[:, :6], keep[..., :6], cache), model(idx[:, 6:8], keep[..., :8], cache)]
+        steps += [model(idx[:, t : t + 1], keep[..., : t + 1], cache) for t in range(8, 12)]
+        steps += [model(idx[:, t : t + 1], cache=None) for t in range(2)]  # T = S = 1
+        outs.append(torch.cat(steps, dim=1))
+    torch.testing.assert_close(outs[0], outs[1], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rmsnorm_is_llamas_formula_to_the_bit(dtype: torch.dtype) -> None:
+    norm = RMSNorm(24).to(dtype)
+    with torch.no_grad():
+        norm.weight.normal_()
+    x = (torch.randn(3, 5, 24) * 3).to(dtype)
+    x32 = x.float()
+    y = x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + norm.eps)
+    assert torch.equal(norm(x), norm.weight * y.to(dtype))
+
+
+def test_dropout_acts_in_training_only() -> None:
+    model = TransformerLM(tiny(dropout=0.5))
+    idx = torch.randint(0, 37, (2, 12))
+    assert not torch.equal(model(idx), model(idx))
+    model.eval()
+    assert torch.equal(model(idx), model(idx))

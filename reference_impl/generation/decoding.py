@@ -77,7 +77,6 @@ def choose_next(
     return torch.multinomial(torch.softmax(logits.float(), dim=-1), 1, generator=generator)
 
 
-@torch.no_grad()
 def generate(
     model: TransformerLM,
     idx: Tensor,
@@ -104,21 +103,25 @@ def generate(
     - ``use_cache`` decodes with a KV cache: the same tokens for less compute. Past
       ``context_length`` tokens every step recomputes the last ``context_length`` ids
       without the cache, as the uncached path does (see :func:`next_token_logits`).
+    - Decoding runs under ``torch.inference_mode`` (cheaper than ``no_grad``); the ids
+      returned are an ordinary tensor, fit to train on.
     """
     was_training = model.training
     model.eval()
     stops = [[i] for i in stop_ids or []] + [list(s) for s in stop_sequences or []]
     pad = pad_id if pad_id is not None else (stop_ids[0] if stop_ids else 0)
-    cache = model.new_cache(idx.size(0)) if use_cache else None
     done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
     prompt_len = idx.size(1)
-    for _ in range(max_new_tokens):
-        logits, cache = next_token_logits(model, idx, cache)
-        logits = process_logits(logits, idx, temperature, top_k, top_p, repetition_penalty)
-        next_id = choose_next(logits, temperature, generator).masked_fill(done[:, None], pad)
-        idx = torch.cat((idx, next_id), dim=1)
-        done |= ends_with_any(idx[:, prompt_len:], stops)
-        if done.all():
-            break
+    with torch.inference_mode():  # no autograd bookkeeping, not even version counters
+        cache = model.new_cache(idx.size(0)) if use_cache else None
+        for _ in range(max_new_tokens):
+            logits, cache = next_token_logits(model, idx, cache)
+            logits = process_logits(logits, idx, temperature, top_k, top_p, repetition_penalty)
+            next_id = choose_next(logits, temperature, generator).masked_fill(done[:, None], pad)
+            idx = torch.cat((idx, next_id), dim=1)
+            if stops:
+                done |= ends_with_any(idx[:, prompt_len:], stops)
+                if done.all():
+                    break
     model.train(was_training)
-    return idx
+    return idx.clone()  # cloned outside inference mode: an ordinary tensor

@@ -93,16 +93,20 @@ def scaled_dot_product_attention(
         )
     n_rep = q.size(-3) // k.size(-3)
     if use_fused and softcap is None:
-        if is_causal:  # torch takes is_causal or a mask, not both; and aligns top-left
-            causal = causal_mask(q.size(-2), k.size(-2), q.device)
+        t, s = q.size(-2), k.size(-2)
+        is_causal = is_causal and t > 1  # one query (decoding) is the last: it sees every key
+        if is_causal and (t != s or attn_mask is not None):
+            # torch takes is_causal or a mask, not both; and aligns top-left
+            causal = causal_mask(t, s, q.device)
             if attn_mask is None:
                 attn_mask = causal
             elif attn_mask.dtype == torch.bool:
                 attn_mask = attn_mask & causal
             else:
                 attn_mask = torch.where(causal, attn_mask, -math.inf)
+            is_causal = False
         return F.scaled_dot_product_attention(
-            q, k, v, attn_mask, dropout_p, scale=scale, enable_gqa=n_rep > 1
+            q, k, v, attn_mask, dropout_p, is_causal, scale=scale, enable_gqa=n_rep > 1
         )
     k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)
     scale = 1.0 / math.sqrt(q.size(-1)) if scale is None else scale
@@ -187,15 +191,16 @@ class MultiHeadAttention(nn.Module):
         offset = 0 if cache is None else cache.length
         if blocks is not None and offset:
             raise ValueError("image blocks must come with the first tokens (an empty cache)")
-        if self.rope is not None:
-            q, k = self.rope(q, offset), self.rope(k, offset)
-        q_pos = torch.arange(offset, offset + t, device=x.device)
-        k_pos = q_pos
+        if self.rope is not None:  # queries and keys rotated in one call: fewer small ops
+            qk = self.rope(torch.cat((q, k), dim=1), offset)  # (B, H + Hkv, T, D)
+            q, k = qk.split((self.n_heads, self.n_kv_heads), dim=1)
+        k_pos = None
         if cache is not None:
             k, v, k_pos = cache.update(k, v)  # (B, Hkv, S, D), (S,)
         mask = attn_mask
         if self.window is not None or blocks is not None:
-            allowed = window_mask(q_pos, k_pos, self.window, blocks)
+            q_pos = torch.arange(offset, offset + t, device=x.device)
+            allowed = window_mask(q_pos, q_pos if k_pos is None else k_pos, self.window, blocks)
             allowed = allowed[:, None] if allowed.dim() == 3 else allowed  # (B, 1, T, S)
             if mask is None:
                 mask = allowed

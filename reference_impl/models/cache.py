@@ -16,11 +16,13 @@ from torch import Tensor
 class LayerKVCache:
     """One layer's keys and values, preallocated: ``k`` and ``v`` are (B, Hkv, max_len, D).
 
-    ``length`` tokens are filled; :meth:`update` appends the next ones.
+    ``length`` tokens are filled; :meth:`update` appends the next ones. Slot p holds the
+    token at position p: ``positions`` is ``arange(max_len)``, made once.
     """
 
     def __init__(self, k: Tensor, v: Tensor) -> None:
         self.k, self.v, self.length = k, v, 0
+        self.positions = torch.arange(k.size(2), device=k.device)
 
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Append k, v (B, Hkv, T, D) -> all keys and values so far, (B, Hkv, S, D) with
@@ -31,8 +33,7 @@ class LayerKVCache:
         self.k[:, :, self.length : end] = k
         self.v[:, :, self.length : end] = v
         self.length = end
-        positions = torch.arange(end, device=k.device)
-        return self.k[:, :, :end], self.v[:, :, :end], positions
+        return self.k[:, :, :end], self.v[:, :, :end], self.positions[:end]
 
     def reorder(self, index: Tensor) -> None:
         """Keep batch rows ``index`` (B',) in that order, e.g. the surviving beams."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -28,7 +29,8 @@ class LayerNorm(nn.Module):
 class RMSNorm(nn.Module):
     """y = x / sqrt(mean(x^2) + eps) * weight over the last dim: no centring, no bias.
 
-    x (..., d) -> (..., d), computed in float32 and cast back to x's dtype (as Llama does).
+    x (..., d) -> (..., d), computed in float32 and cast back to x's dtype before the
+    weight multiplies it (as Llama does).
     """
 
     def __init__(self, d: int, eps: float = 1e-6) -> None:
@@ -37,6 +39,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(d))
 
     def forward(self, x: Tensor) -> Tensor:
-        x32 = x.float()
-        y = x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        d = x.size(-1)
+        if x.dtype == self.weight.dtype == torch.float32:  # the same numbers, in one call
+            return F.rms_norm(x, (d,), self.weight, self.eps)
+        y = F.rms_norm(x.float(), (d,), eps=self.eps)  # x / sqrt(mean(x^2) + eps)
         return self.weight * y.to(x.dtype)
