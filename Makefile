@@ -47,11 +47,16 @@ release: $(STAMP)
 authoring: $(STAMP)
 	$(RUN) python -m autograder.authoring source --execute
 
+# Every figure beside its peer (docs/performance.md): about 20 minutes on 2 cores.
 bench: $(STAMP)
-	$(RUN) python bench/bench_model.py
 	$(RUN) python bench/bench_tokenizer.py
+	$(RUN) python bench/bench_generation.py --medium
+	$(RUN) python bench/bench_model.py
 	$(RUN) python bench/bench_train.py
 	$(RUN) python bench/bench_part3.py
+	@if $(BIN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+		$(RUN) python bench/bench_gpu.py; \
+	else echo "bench_gpu.py: no CUDA GPU here (an H200's figures: docs/performance.md)"; fi
 
 clean-venv:
 	rm -rf $(VENV)

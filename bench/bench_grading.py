@@ -40,7 +40,7 @@ STOCK_CONFIG = """
 c = get_config()  # noqa: F821
 load_subconfig("course_config.py")  # noqa: F821
 from nbgrader.converters.autograde import Autograde
-c.Autograde.autograde_preprocessors = Autograde.autograde_preprocessors.default_value
+c.Autograde.autograde_preprocessors = Autograde.autograde_preprocessors.default()
 c.Autograde.pre_convert_hook = None
 c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:"]
 """
@@ -150,6 +150,15 @@ def submit_part2(course: Path, student: str, kind: str) -> None:
         nbformat.write(nb, str(course / "submitted" / student / ASSIGNMENT / f"{name}.ipynb"))
 
 
+def all_graded(root: Path, name: str, n: int) -> None:
+    """Fail unless the run left all ``n`` autograded notebooks (then clear them for the next
+    run): a run that failed early must not pass for a fast one."""
+    graded = list((root / "autograded").glob(f"*/{ASSIGNMENT}/*.ipynb"))
+    if len(graded) != n:
+        raise SystemExit(f"{name}: {len(graded)} of {n} notebooks autograded")
+    shutil.rmtree(root / "autograded")
+
+
 def stock_versus_ours(tmp: Path, size: int, workers: int) -> None:
     """The same class of part2_fundamentals graded by stock nbgrader and by the course."""
     ours, stock = tmp / "ours", tmp / "stock"
@@ -166,8 +175,10 @@ def stock_versus_ours(tmp: Path, size: int, workers: int) -> None:
     for name, root, extra in (("stock nbgrader", stock, stock_env), ("ours", ours, {})):
         seq = timed(str(BIN / "nbgrader"), "autograde", ASSIGNMENT, "--force", *LIMITS, cwd=root,
                     extra=extra)  # fmt: skip
+        all_graded(root, name, n)
         par = timed(sys.executable, "-m", "autograder.autograde_class", ASSIGNMENT, "--force",
                     "--workers", str(workers), *LIMITS, cwd=root, extra=extra)  # fmt: skip
+        all_graded(root, name, n)
         rows.append((name, seq, par))
         print(
             f"{name:15s} class of {size} x 3 notebooks: 1 worker {seq:6.1f} s "

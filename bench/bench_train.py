@@ -2,16 +2,19 @@
 
     python bench/bench_train.py [--minutes 3] [--threads 2] [--data PATH/tinyshakespeare.txt]
 
-1. Tokens/s of full training steps (forward, backward, clipping, AdamW) with the small
-   config's shape, batch and context, in one process on the same batches: the reference
-   model as configured (RoPE, RMSNorm, SwiGLU, GQA), the reference model in GPT-2 form, and
-   Hugging Face ``GPT2LMHeadModel`` of the same shape holding the same weights.
-2. Generation tokens/s with and without the KV cache at 256 new tokens (bench_generation.py).
-3. The small config trained for ``--minutes`` of wall-clock time on ``tinyshakespeare.txt``
-   at the character (byte) level with the reference trainer (the schedule's length is set
-   from the measured speed so that it ends on time), and the validation loss it reaches,
-   beside nanoGPT's published CPU result for its shakespeare_char config (about 1.88 after
-   roughly 3 minutes on a MacBook: github.com/karpathy/nanoGPT, "I only have a macbook").
+1. Tokens/s of full training steps (forward, backward, clipping, AdamW), in one process on
+   the same batches, for the small config (its batch and context) and the medium config
+   (context 512, batch 2 on a CPU): the reference model as configured, with fused SDPA, and
+   compiled (``torch.compile``; compilation is in the warm-up, not in the figure); the
+   reference model in GPT-2 form; Hugging Face ``GPT2LMHeadModel`` of the same shape and
+   ``LlamaForCausalLM`` holding the same weights, eager and compiled.
+2. ``configs/shakespeare_3min.yaml`` (chosen by ``bench/sweep_3min.py``) trained for
+   ``--minutes`` of wall-clock time on ``tinyshakespeare.txt`` at the character (byte) level
+   with the reference trainer (the schedule's length is set from the measured speed so that
+   the run, compilation and evaluations included, ends on time), and the validation loss it
+   reaches, beside nanoGPT's published CPU result for its shakespeare_char config (about
+   1.88 after roughly 3 minutes on a MacBook: github.com/karpathy/nanoGPT, "I only have a
+   macbook").
 """
 
 from __future__ import annotations
@@ -21,14 +24,15 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
-from bench_generation import run as generation_benchmark  # run as a script: bench/ on sys.path
+from bench_model import hf_twin  # run as a script: bench/ is on sys.path
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from reference_impl.models import ModelConfig, TransformerLM, from_hf_gpt2, lm_loss
+from reference_impl.models import ModelConfig, TransformerLM, from_hf_gpt2, from_hf_llama, lm_loss
 from reference_impl.training import load_experiment, make_optimizer, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +63,9 @@ def steps_per_second(
     batches: list[torch.Tensor],
     opt: torch.optim.Optimizer,
 ) -> float:
+    """Full training steps per second over ``batches`` after 3 warm-up steps (which include
+    compilation for a compiled ``logits``)."""
+
     def step(x: torch.Tensor) -> None:
         loss = lm_loss(logits(x[:, :-1]), x[:, 1:])
         opt.zero_grad(set_to_none=True)
@@ -66,73 +73,109 @@ def steps_per_second(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
-    for x in batches[:3]:  # warm-up
+    for x in batches[:3]:
         step(x)
     start = time.perf_counter()
-    for x in batches:
+    for x in batches[3:]:
         step(x)
-    return len(batches) / (time.perf_counter() - start)
+    return (len(batches) - 3) / (time.perf_counter() - start)
 
 
-def throughput(config: str, steps: int) -> None:
+def throughput(config: str, steps: int, batch: int | None = None) -> None:
+    """Training tokens/s of the reference model (as configured, with fused SDPA, compiled)
+    beside Hugging Face GPT-2 and Llama of its shape holding the same weights."""
     exp = load_experiment(config)
-    cfg, batch = exp.model, exp.train.batch_size
-    hf = gpt2_twin(cfg).train()
-    ours_gpt2 = from_hf_gpt2(hf).train()
-    ours = TransformerLM(cfg).train()
+    cfg = exp.model
+    batch = batch or exp.train.batch_size
+    torch.manual_seed(0)
+    gpt2 = gpt2_twin(cfg).train()
+    ours_gpt2 = from_hf_gpt2(gpt2).train()
+    llama = hf_twin(cfg).train()
+    ours = from_hf_llama(llama)
+    ours = TransformerLM(replace(ours.config, attn_impl=cfg.attn_impl)).train()
+    ours.load_state_dict(from_hf_llama(llama).state_dict())
+    fused = TransformerLM(replace(ours.config, attn_impl="sdpa")).train()
+    fused.load_state_dict(ours.state_dict())
     batches = [
-        torch.randint(0, cfg.vocab_size, (batch, cfg.context_length + 1)) for _ in range(steps)
+        torch.randint(0, cfg.vocab_size, (batch, cfg.context_length + 1)) for _ in range(steps + 3)
     ]
     tokens = batch * cfg.context_length
     print(
-        f"training steps, batch {batch} x {cfg.context_length}, {torch.get_num_threads()} "
-        f"threads, torch {torch.__version__}"
+        f"training steps of {Path(config).name} ({ours.num_parameters():,} parameters), "
+        f"batch {batch} x {cfg.context_length}, forward + backward + clipping + AdamW, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
     )
+    compiled_llama = torch.compile(llama)
     rows: list[tuple[str, nn.Module, Callable[[torch.Tensor], torch.Tensor]]] = [
-        (f"reference, small config ({ours.num_parameters():,} params)", ours, ours),
-        (f"reference, GPT-2 form ({ours_gpt2.num_parameters():,} params)", ours_gpt2, ours_gpt2),
-        (
-            f"transformers GPT2LMHeadModel ({hf.num_parameters():,} params)",
-            hf,
-            lambda x: hf(x).logits,
-        ),
+        (f"reference (attn_impl={cfg.attn_impl})", ours, ours),
+        ("reference (sdpa)", fused, fused),
+        ("reference (sdpa), torch.compile", fused, torch.compile(fused)),
+        ("reference, GPT-2 form", ours_gpt2, ours_gpt2),
+        ("transformers GPT2LMHeadModel", gpt2, lambda x: gpt2(x).logits),
+        ("transformers LlamaForCausalLM", llama, lambda x: llama(x).logits),
+        ("transformers Llama, torch.compile", llama, lambda x: compiled_llama(x).logits),
     ]
+    rate = {}
     for name, model, logits in rows:
         opt = make_optimizer(model, exp.train, torch.device("cpu"))
-        rate = steps_per_second(model, logits, batches, opt)
-        print(f"  {name:52s} {rate * tokens:9,.0f} tokens/s")
+        rate[name] = steps_per_second(model, logits, batches, opt) * tokens
+        print(f"  {name:40s} {rate[name]:9,.0f} tokens/s")
+    eager = max(rate[f"reference (attn_impl={cfg.attn_impl})"], rate["reference (sdpa)"])
+    compiled = rate["reference (sdpa), torch.compile"]
+    best = max(eager, compiled)
+    gpt2_rate, llama_rate = (
+        rate["transformers GPT2LMHeadModel"],
+        rate["transformers LlamaForCausalLM"],
+    )
+    print(
+        f"  ours / transformers GPT-2: {best / gpt2_rate:.2f}x (eager {eager / gpt2_rate:.2f}x); "
+        f"ours / Llama: {best / llama_rate:.2f}x (eager {eager / llama_rate:.2f}x; both "
+        f"compiled {compiled / rate['transformers Llama, torch.compile']:.2f}x)"
+    )
 
 
-def timed_run(config: str, data: Path, minutes: float) -> None:
+def probe_speed(metrics: Path, tokens_per_iter: int) -> tuple[float, float]:
+    """(seconds to the end of the first iteration, iterations/s after the first logged
+    interval) from a run's ``metrics.jsonl``: the first iteration holds the compilation."""
+    records = [r for r in map(json.loads, metrics.read_text().splitlines()) if "tokens_per_s" in r]
+    # the logged rate is cumulative: iteration i ended (i + 1) * tokens / rate seconds in
+    ended = [(r["iter"] + 1) * tokens_per_iter / r["tokens_per_s"] for r in records]
+    first, last = records[1]["iter"], records[-1]["iter"]
+    return ended[0], (last - first) / (ended[-1] - ended[1])
+
+
+def timed_run(
+    config: str | Path, data: Path, minutes: float, log: Callable[[str], None] = print
+) -> tuple[float, int, float]:
+    """Train ``config`` on ``data`` (bytes) for ``minutes`` of wall-clock time ->
+    (validation loss, iterations, seconds taken). A 100-iteration probe (which also
+    tokenizes the text) measures the first iteration (compilation) and the speed after it;
+    the schedule's length is set from them so that the run, compilation and four
+    evaluations included, ends on time."""
     exp = load_experiment(config)
     exp.data.dataset = str(data)
     exp.data.tokenizer = "bytes"
     exp.train.eval_iters = 50
+    tokens_per_iter = exp.train.batch_size * exp.model.context_length
     with tempfile.TemporaryDirectory() as tmp:
         exp.data.data_dir = tmp
-        probe = train(exp, Path(tmp) / "probe", max_iters=60, log=lambda _: None)  # tokenize + warm
-        lines = (Path(tmp) / "probe/metrics.jsonl").read_text().splitlines()
-        last = [r for r in map(json.loads, lines) if "tokens_per_s" in r][-1]
-        tokens_per_iter = exp.train.batch_size * exp.model.context_length
-        rate = last["tokens_per_s"] / tokens_per_iter  # iterations/s, without set-up and evals
-        # about 5% of the budget goes to start-up and four evaluations of eval_iters batches
-        exp.train.max_iters = max(probe.iters_done + 1, int(0.95 * rate * minutes * 60))
+        exp.train.log_interval = 20
+        train(exp, Path(tmp) / "probe", max_iters=100, log=lambda _: None)
+        first, rate = probe_speed(Path(tmp) / "probe/metrics.jsonl", tokens_per_iter)
+        # up to 5 evaluations (4 in the run, 1 at its end), eager: about half a step each
+        eval_cost = 5 * exp.train.eval_iters / (2 * rate)
+        budget = minutes * 60 - first - eval_cost
+        exp.train.max_iters = max(101, int(0.96 * rate * budget))
         exp.train.eval_interval = max(1, exp.train.max_iters // 4)
-        print(
-            f"\n{minutes:g} minutes on {data.name} (bytes): {rate:.1f} iterations/s measured, "
-            f"so a schedule of {exp.train.max_iters} iterations"
+        exp.train.log_interval = 1000
+        log(
+            f"  {rate:.1f} iterations/s, first iteration {first:.0f} s: a schedule of "
+            f"{exp.train.max_iters} iterations"
         )
         start = time.perf_counter()
-        result = train(exp, Path(tmp) / "run", log=lambda m: None)
+        result = train(exp, Path(tmp) / "run", log=lambda _: None)
         took = time.perf_counter() - start
-    print(
-        f"  reference small config: validation loss {result.val_loss:.3f} "
-        f"after {took / 60:.1f} min ({result.iters_done} iterations)"
-    )
-    print(
-        f"  nanoGPT shakespeare_char on a laptop CPU (published): {NANOGPT_CPU_VAL_LOSS} "
-        "after about 3 min"
-    )
+    return result.val_loss, result.iters_done, took
 
 
 def main() -> None:
@@ -142,15 +185,29 @@ def main() -> None:
         "--data", type=Path, default=REPO.parent / "shared/data/text/tinyshakespeare.txt"
     )
     p.add_argument("--minutes", type=float, default=3.0)
+    p.add_argument(
+        "--three-minutes",
+        default=str(REPO / "configs/shakespeare_3min.yaml"),
+        help="the config of the timed run (bench/sweep_3min.py chose it)",
+    )
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--medium", default=str(REPO / "configs/medium_model.yaml"))
+    p.add_argument("--medium-steps", type=int, default=4)
+    p.add_argument("--medium-batch", type=int, default=2, help="the config's 64 is for a GPU")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     throughput(args.config, args.steps)
     print()
-    generation_benchmark(args.config, new_tokens=256)
-    timed_run(args.config, args.data, args.minutes)
+    throughput(args.medium, args.medium_steps, args.medium_batch)
+    print(f"\n{args.minutes:g} minutes on {args.data.name} (bytes), {args.three_minutes}:")
+    loss, iters, took = timed_run(args.three_minutes, args.data, args.minutes)
+    print(
+        f"  validation loss {loss:.3f} after {took / 60:.2f} min ({iters} iterations); "
+        f"nanoGPT shakespeare_char on a laptop CPU (published): {NANOGPT_CPU_VAL_LOSS} "
+        "after about 3 min"
+    )
 
 
 if __name__ == "__main__":

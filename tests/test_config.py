@@ -16,11 +16,12 @@ from .conftest import REPO
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
 
-def test_four_configs_ship() -> None:
+def test_five_configs_ship() -> None:
     assert [p.name for p in CONFIGS] == [
         "large_model.yaml",
         "medium_model.yaml",
         "mini_gemini.yaml",
+        "shakespeare_3min.yaml",
         "small_model.yaml",
     ]
 
