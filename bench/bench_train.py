@@ -90,6 +90,8 @@ def throughput(config: str, steps: int, batch: int | None = None) -> None:
     torch.manual_seed(0)
     gpt2 = gpt2_twin(cfg).train()
     ours_gpt2 = from_hf_gpt2(gpt2).train()
+    gpt2_fused = TransformerLM(replace(ours_gpt2.config, attn_impl="sdpa")).train()
+    gpt2_fused.load_state_dict(ours_gpt2.state_dict())
     llama = hf_twin(cfg).train()
     ours = from_hf_llama(llama)
     ours = TransformerLM(replace(ours.config, attn_impl=cfg.attn_impl)).train()
@@ -111,6 +113,7 @@ def throughput(config: str, steps: int, batch: int | None = None) -> None:
         ("reference (sdpa)", fused, fused),
         ("reference (sdpa), torch.compile", fused, torch.compile(fused)),
         ("reference, GPT-2 form", ours_gpt2, ours_gpt2),
+        ("reference, GPT-2 form (sdpa)", gpt2_fused, gpt2_fused),
         ("transformers GPT2LMHeadModel", gpt2, lambda x: gpt2(x).logits),
         ("transformers LlamaForCausalLM", llama, lambda x: llama(x).logits),
         ("transformers Llama, torch.compile", llama, lambda x: compiled_llama(x).logits),
@@ -130,7 +133,8 @@ def throughput(config: str, steps: int, batch: int | None = None) -> None:
     print(
         f"  ours / transformers GPT-2: {best / gpt2_rate:.2f}x (eager {eager / gpt2_rate:.2f}x); "
         f"ours / Llama: {best / llama_rate:.2f}x (eager {eager / llama_rate:.2f}x; both "
-        f"compiled {compiled / rate['transformers Llama, torch.compile']:.2f}x)"
+        f"compiled {compiled / rate['transformers Llama, torch.compile']:.2f}x); GPT-2 form "
+        f"(sdpa) / transformers GPT-2: {rate['reference, GPT-2 form (sdpa)'] / gpt2_rate:.2f}x"
     )
 
 

@@ -40,6 +40,17 @@ def test_layernorm_matches_torch(bias: bool) -> None:
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
+def test_layernorm_is_the_formula_of_its_docstring() -> None:
+    """(x - mean) / sqrt(var + eps) * weight + bias with the biased variance, written out."""
+    norm = LayerNorm(24, eps=1e-3)
+    _randomise(norm)
+    x = torch.randn(3, 5, 24, dtype=torch.float64) * 10 + 3
+    norm = norm.double()
+    mean, var = x.mean(-1, keepdim=True), x.var(-1, unbiased=False, keepdim=True)
+    expected = (x - mean) / torch.sqrt(var + 1e-3) * norm.weight + norm.bias
+    torch.testing.assert_close(norm(x), expected)
+
+
 def test_rmsnorm_matches_torch() -> None:
     ours, theirs = RMSNorm(24, eps=1e-6), torch.nn.RMSNorm(24, eps=1e-6)
     _randomise(ours)

@@ -62,10 +62,10 @@ class TransformerBlock(nn.Module):
         h = self.attn(self.attn_norm(x), attn_mask, cache, blocks)
         if self.post_attn_norm is not None:
             h = self.post_attn_norm(h)
-        x = x + (self.resid_dropout(h) if self.training else h)  # dropout: identity at eval
+        x = x + self.resid_dropout(h)
         h = self.ffn(self.ffn_norm(x))
         if isinstance(self.ffn, MoELayer):
             h = h[0]  # the router logits stay on the layer for the load-balancing loss
         if self.post_ffn_norm is not None:
             h = self.post_ffn_norm(h)
-        return x + (self.resid_dropout(h) if self.training else h)
+        return x + self.resid_dropout(h)

@@ -186,7 +186,7 @@ class TransformerLM(nn.Module):
             x = x + self.pos_emb(torch.arange(start, end, device=x.device))
         elif self.pos_table is not None:
             x = x + self.pos_table[start:end].to(x.dtype)
-        x = self.drop(x) if self.training else x  # dropout: identity at eval
+        x = self.drop(x)
         for i, block in enumerate(self.blocks):
             x = block(x, attn_mask, None if cache is None else cache.layers[i], blocks)
         return soft_cap(self.lm_head(self.norm_f(x)), self.config.final_softcap)
