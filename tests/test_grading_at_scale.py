@@ -201,6 +201,12 @@ def graded_outputs(root: Path) -> dict[str, list[str]]:
     return out
 
 
+def _interruptible() -> None:  # runs in the child between fork and exec
+    # A suite started in the background (`cmd &`) inherits SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: Ctrl-C would not reach the coordinator.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def autograde_class(root: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "autograder.autograde_class", ASSIGNMENT, *args],
@@ -209,6 +215,7 @@ def autograde_class(root: Path, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_interruptible,
     )
 
 
@@ -309,13 +316,9 @@ def test_a_poison_submission_is_reported_and_the_others_graded(
 def test_an_interrupted_run_resumes_where_it_stopped(
     tmp_path: Path, sequential: dict[str, object]
 ) -> None:
-    """Ctrl-C after the first student: the rerun (2 workers) skips who was graded (SQLite).
-
-    The interrupted run has one worker: with two, Dask has already handed the third student
-    to the worker that finished the first (up to two tasks per one-thread worker) when the
-    interrupt arrives, and a task in flight runs to its end, so all three could be graded."""
+    """Ctrl-C after the first student: the rerun skips who was graded (SQLite, 2 workers)."""
     root = new_course(tmp_path / "course", None, STUDENTS)
-    proc = autograde_class(root, "--workers", "1")
+    proc = autograde_class(root, "--workers", "2")
     marks = [root / "autograded" / s / ASSIGNMENT / GRADED_MARK for s in STUDENTS]
     deadline = time.monotonic() + 300
     while not any(m.exists() for m in marks) and time.monotonic() < deadline:
