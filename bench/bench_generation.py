@@ -19,6 +19,7 @@ import argparse
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import torch
 from bench_model import hf_twin  # run as a script: bench/ is on sys.path
@@ -27,6 +28,18 @@ from reference_impl.generation import generate
 from reference_impl.models import TransformerLM, from_hf_llama
 from reference_impl.models.config import AttnImpl
 from reference_impl.training import load_experiment
+
+
+def hf_greedy(hf: Any, prompt: torch.Tensor, n: int, use_cache: bool) -> torch.Tensor:
+    """Hugging Face ``generate``: exactly ``n`` greedy tokens after prompt (1, T)."""
+    return hf.generate(
+        prompt,
+        attention_mask=torch.ones_like(prompt),
+        max_new_tokens=n,
+        do_sample=False,
+        use_cache=use_cache,
+        pad_token_id=0,
+    )
 
 
 def tokens_per_second(run: Callable[[], torch.Tensor], new_tokens: int, repeats: int) -> float:
@@ -69,14 +82,7 @@ def run(
         return lambda: generate(model, prompt, n, temperature=0.0, use_cache=use_cache)
 
     def run_hf(use_cache: bool) -> Callable[[], torch.Tensor]:
-        return lambda: hf.generate(
-            prompt,
-            attention_mask=torch.ones_like(prompt),
-            max_new_tokens=n,
-            do_sample=False,
-            use_cache=use_cache,
-            pad_token_id=0,
-        )
+        return lambda: hf_greedy(hf, prompt, n, use_cache)
 
     with torch.no_grad():
         theirs = run_hf(True)()

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from bench_model import hf_twin  # run as a script: bench/ is on sys.path
+from bench_generation import hf_greedy  # run as a script: bench/ is on sys.path
+from bench_model import hf_twin
 from torch import nn
 
 from reference_impl.generation import generate
@@ -192,14 +193,7 @@ def decoding(cfg: ModelConfig, new_tokens: int, device: torch.device) -> None:
         return generate(ours, prompt, new_tokens, temperature=0.0, use_cache=use_cache)
 
     def hf_run(use_cache: bool) -> torch.Tensor:
-        return hf.generate(
-            prompt,
-            attention_mask=torch.ones_like(prompt),
-            max_new_tokens=new_tokens,
-            do_sample=False,
-            use_cache=use_cache,
-            pad_token_id=0,
-        )
+        return hf_greedy(hf, prompt, new_tokens, use_cache)
 
     print(f"greedy decoding, batch 1, 16 + {new_tokens} tokens, float32, {device}")
     outputs = {}
