@@ -1,28 +1,42 @@
-"""The child process that runs a student's code for the graders (see ``sandbox.py``).
+"""The process that runs a student's code for the graders (see ``sandbox.py``).
 
-Run as ``python -I -c <this file's text>`` with a job (JSON) on stdin. It imports only the
-standard library, torch and numpy: never ``autograder`` or ``reference_impl``. It executes
-the job's steps in order (a student cell, or a grader call on the student's objects) and
-writes one JSON line per event to the file descriptor that was stdout, after pointing
-fd 1 and 2 at a capture file so that nothing the student prints can mix with them.
+Run as ``python -I -c <this file's text> CONTROL_FD``: a fork server. It imports only the
+standard library, torch and numpy (never ``autograder`` or ``reference_impl``), says
+``ready`` on the file descriptor ``CONTROL_FD``, then reads jobs (one JSON line each) on
+stdin. For each job it forks a child, which runs the job's steps in order (a student cell,
+or a grader call on the student's objects) in a fresh folder and writes one JSON line per
+event to stdout, after pointing fd 1 and 2 of its own at a capture file so that nothing
+the student prints can mix with them. A ``kill`` line on stdin kills the running child.
+When the child is gone the server empties its folder (all of it: the next job may be
+another student's) and says ``exited`` on the control descriptor, which no child holds.
+So ``import torch`` is paid once per server, not once per notebook or per restart.
 
-Only plain data leaves this process: tensors as (dtype, shape, base64 bytes), numbers,
+Only plain data leaves a child: tensors as (dtype, shape, base64 bytes), numbers,
 strings. The comparison happens in the parent, where no student code ever ran; so a
 patched ``torch.allclose`` or a lying ``Tensor`` subclass here can only send bytes, and
 bytes pass only if they are the right answer.
 
-An audit hook, installed before the student's code runs, refuses imports of the course's
+Before the student's code runs, a child sets its own resource limits, installs the
+seccomp filter (no new processes) and an audit hook that refuses imports of the course's
 reference and graders (and of ctypes, subprocess, socket), C functions looked up through
-ctypes, file access outside the working folder and the Python installation, and starting
+ctypes, file access outside its folder and the Python installation, and starting
 processes. Each refusal is reported at once as a violation line, so it cannot be taken
-back later. It is the second line: where bubblewrap works this process runs in
+back later. The hook is the second line: where bubblewrap works the server runs in
 namespaces where the course's files do not exist (``namespace.py``), and C code that
 gets past the hook (``torch.from_file``, ``torch.save``) finds nothing to read or write.
+The server is not dumpable, so a child cannot ptrace it or write its memory to reach the
+next student's run.
 """
 
 import base64
+import contextlib
+import ctypes
 import json
 import os
+import resource
+import select
+import shutil
+import signal
 import sys
 import traceback
 from typing import Any
@@ -256,28 +270,113 @@ def run_call(namespace: dict[str, Any], step: dict[str, Any]) -> None:
         emit(event="step", id=step["id"], ok=False, error=short_error(exc))
 
 
-def main() -> None:
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
+
+
+def run_job(job: dict[str, Any]) -> None:
+    """In a fresh child, in its folder: limits, filters, then the steps; never returns."""
     global _out, _current
-    job = json.loads(sys.stdin.read())
-    _out = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    capture = os.open("student_output.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.dup2(capture, 1)
-    os.dup2(capture, 2)
-    os.close(capture)
-    torch.manual_seed(0)
-    torch.set_num_threads(job.get("threads", 1))
-    if job.get("seccomp"):  # no new processes, even from C (seccomp.py; Linux x86-64)
-        filters: dict[str, Any] = {"__name__": "seccomp"}
-        exec(compile(job["seccomp"], "seccomp.py", "exec"), filters)
-        filters["deny_new_processes"]()
-    install_audit_hook(os.getcwd(), job["secret"], job["private"], job["public"])
-    namespace: dict[str, Any] = {"__name__": "__main__"}
-    for step in job["steps"]:
-        _current = step["id"]
-        emit(event="start", id=step["id"])
-        (run_cell if step["kind"] == "cell" else run_call)(namespace, step)
-    emit(event="done")
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # dies with the server
+        for limit, value in ((resource.RLIMIT_AS, job["memory_bytes"]),
+                             (resource.RLIMIT_CPU, job["cpu_seconds"]),
+                             (resource.RLIMIT_CORE, 0)):  # fmt: skip
+            resource.setrlimit(limit, (value, value))
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)  # the server's job channel stays the server's
+        os.close(null)
+        os.environ["HOME"] = os.getcwd()
+        _out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+        capture = os.open("student_output.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(capture, 1)
+        os.dup2(capture, 2)
+        os.close(capture)
+        torch.manual_seed(0)
+        torch.set_num_threads(job.get("threads", 1))
+        if job.get("seccomp"):  # no new processes, even from C (seccomp.py; Linux x86-64)
+            filters: dict[str, Any] = {"__name__": "seccomp"}
+            exec(compile(job["seccomp"], "seccomp.py", "exec"), filters)
+            filters["deny_new_processes"]()
+        install_audit_hook(os.getcwd(), job["secret"], job["private"], job["public"])
+        namespace: dict[str, Any] = {"__name__": "__main__"}
+        for step in job["steps"]:
+            _current = step["id"]
+            emit(event="start", id=step["id"])
+            (run_cell if step["kind"] == "cell" else run_call)(namespace, step)
+        emit(event="done")
+    finally:
+        os._exit(0)
+
+
+def wipe(root: str) -> None:
+    """Remove everything under ``root`` (whatever a child made read-only there)."""
+    for dirpath, dirnames, _ in os.walk(root):
+        for name in dirnames:
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.join(dirpath, name), 0o700)
+    for entry in os.scandir(root):
+        with contextlib.suppress(OSError):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+
+
+def serve(control_fd: int) -> None:
+    """The fork server: one child per job, one job at a time (see the module's docstring)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    control = os.fdopen(control_fd, "w", encoding="utf-8")
+    root, pending, runs = os.getcwd(), b"", 0
+
+    def say(**record: Any) -> None:
+        control.write(json.dumps(record) + "\n")
+        control.flush()
+
+    def next_line(pidfd: int | None = None) -> bytes | None:
+        """The next line on stdin (None at its end, b"" when the child exits first)."""
+        nonlocal pending
+        while b"\n" not in pending:
+            ready, _, _ = select.select([0] + ([pidfd] if pidfd is not None else []), [], [])
+            if 0 not in ready:
+                return b""
+            chunk = os.read(0, 1 << 20)
+            if not chunk:
+                return None
+            pending += chunk
+        line, pending = pending.split(b"\n", 1)
+        return line
+
+    say(event="ready")
+    while True:
+        line = next_line()
+        if line is None:
+            return
+        job = json.loads(line).get("job") if line.strip() else None
+        if not isinstance(job, dict):
+            continue  # a kill for a child already gone
+        runs += 1
+        folder = os.path.join(root, f"run{runs}")
+        os.mkdir(folder, 0o700)
+        pid = os.fork()
+        if pid == 0:
+            os.close(control_fd)
+            os.chdir(folder)
+            run_job(job)
+        pidfd = os.pidfd_open(pid)
+        while True:
+            line = next_line(pidfd)
+            if line is None or line.strip() == b'{"kill": true}':
+                os.kill(pid, signal.SIGKILL)
+            if line is None or line == b"" or line.strip() == b'{"kill": true}':
+                break
+        _, status = os.waitpid(pid, 0)
+        os.close(pidfd)
+        wipe(root)
+        say(event="exited", status=status)
+        if line is None:
+            return
 
 
 if __name__ == "__main__":
-    main()
+    serve(int(sys.argv[1]))

@@ -1,38 +1,45 @@
 """Run a student's cells and the graders' calls in a separate, resource-limited process.
 
-The parent (this module) never executes student code. It starts ``_child.py`` in a fresh
-interpreter (``python -I``: no user site, no PYTHONPATH, no script folder on sys.path) in
-an empty temporary folder, with a memory cap, a CPU-time cap and a per-step wall-clock
-timeout, and reads back plain data only. When a step kills the process (``os._exit``,
-a crash, the memory cap) or runs past its timeout, the step is recorded as failed and a
-new child replays the remaining steps without it, so one bad cell never stops the
-grading of the others.
+The parent (this module) never executes student code. It starts ``_child.py``, a fork
+server, in a fresh interpreter (``python -I``: no user site, no PYTHONPATH, no script folder
+on sys.path) with torch imported, once per grading process (and per setting that changes
+the process: namespaces or not, threads, the folder's size cap). Each run is a child forked
+from it, in a fresh folder, with a memory cap, a CPU-time cap and a per-step wall-clock
+timeout, and reads back plain data only; the server empties the folder after each run. So
+``import torch`` (about a second) is paid once per nbgrader process, not once per notebook.
+When a step kills the child (``os._exit``, a crash, the memory cap) or runs past its
+timeout, the step is recorded as failed and a new child replays the remaining steps
+without it, so one bad cell never stops the grading of the others.
 
 Looping code is paid for once: when a call step of a ``group`` (the checks of one graded
 item) runs past its timeout, the group's remaining calls fail at once with the same
 message, and the whole run has a wall-clock ``budget``, after which every step not yet
 done fails saying so.
 
-Where bubblewrap works, the child runs inside Linux namespaces (see ``namespace.py``):
-the course's files do not exist there, whatever the code reaches; the audit hooks in
-``_child.py`` stay as a second line. Elsewhere the hooks alone guard, as said once on
-stderr, or grading stops when ``Limits.require_namespace`` says so. Either way the child
-dies with the process that started it (``--die-with-parent``, ``PR_SET_PDEATHSIG``): a
-killed grading run leaves no student code running.
+Where bubblewrap works, the server and its children run inside Linux namespaces (see
+``namespace.py``): the course's files do not exist there, whatever the code reaches; the
+audit hooks in ``_child.py`` stay as a second line. Elsewhere the hooks alone guard, as said
+once on stderr, or grading stops when ``Limits.require_namespace`` says so. Either way the
+server dies with the process that started it (``--die-with-parent``,
+``PR_SET_PDEATHSIG``) and each child with the server: a killed grading run leaves no
+student code running.
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
 import ctypes
 import json
 import os
 import resource
 import select
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,14 +160,12 @@ class Unsupported:
     what: str
 
 
-def _limit(limits: Limits, parent: int) -> None:  # runs in the child between fork and exec
+def _limit(parent: int) -> None:  # runs in the server between fork and exec
     os.setsid()
     if _PRCTL is not None:  # killed with the grading process: never an orphan at 100 %
         _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # it died before prctl: nobody is waiting for this child
         os._exit(1)
-    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
@@ -202,83 +207,180 @@ class _Stop:
     out_of_budget: bool = False
 
 
+class _Server:
+    """A fork server (``_child.py``) with torch imported, in namespaces if ``isolate``; its
+    children run the jobs, one at a time, in folders of ``root`` (a tmpfs in the
+    namespace). Started on first use and kept for this process: see :func:`_server`."""
+
+    def __init__(self, isolate: bool, limits: Limits) -> None:
+        self.root = tempfile.mkdtemp(prefix="gw-grade-")
+        control, self.control_w = os.pipe()
+        argv = [sys.executable, "-I", "-c", CHILD_SOURCE, str(self.control_w)]
+        if isolate:
+            argv = namespace.command(argv, self.root, tmpfs={self.root: limits.disk_bytes})
+        parent = os.getpid()
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=self.root,
+            env=_child_env(self.root, limits.threads),
+            pass_fds=(self.control_w,),
+            preexec_fn=lambda: _limit(parent),
+        )
+        os.close(self.control_w)
+        assert self.proc.stdout is not None
+        self.events = self.proc.stdout.fileno()
+        self.control = control
+        os.set_blocking(self.events, False)
+        self.ready = self.wait_control(limits.startup_timeout) == "ready"
+
+    def wait_control(self, timeout: float) -> str | None:
+        """The next word from the server on its control pipe (None: gone or silent)."""
+        ready, _, _ = select.select([self.control], [], [], timeout)
+        line = b""
+        while ready and not line.endswith(b"\n"):
+            chunk = os.read(self.control, 4096)  # the server writes one short line at a time
+            if not chunk:
+                return None
+            line += chunk
+        try:
+            return str(json.loads(line)["event"]) if line else None
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def send(self, message: dict[str, Any]) -> bool:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(message).encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError:
+            return False
+        return True
+
+    def drain(self) -> bytes:
+        """What the children wrote that was not read yet."""
+        data = b""
+        while True:
+            try:
+                chunk = os.read(self.events, 1 << 16)
+            except BlockingIOError:
+                return data
+            if not chunk:
+                return data
+            data += chunk
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+        os.close(self.control)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+_servers: dict[tuple[bool, int, int], _Server] = {}
+_one_run_at_a_time = threading.Lock()  # a server runs one job at a time
+
+
+def _server(isolate: bool, limits: Limits) -> _Server:
+    """This process's running server for these settings, started when there is none."""
+    key = (isolate, limits.threads, limits.disk_bytes)
+    server = _servers.get(key)
+    if server is not None and server.proc.poll() is None:
+        return server
+    if server is not None:
+        server.stop()
+    server = _servers[key] = _Server(isolate, limits)
+    return server
+
+
+@atexit.register
+def _stop_servers() -> None:
+    for server in _servers.values():
+        server.stop()
+    _servers.clear()
+
+
 def _run_once(
     steps: list[dict[str, Any]],
     limits: Limits,
     run: SandboxRun,
-    workdir: str,
     budget_end: float,
     isolate: bool,
 ) -> _Stop | None:
-    """Run ``steps`` in one child (in namespaces if ``isolate``); fill ``run``; return why
-    it stopped early, if it did."""
-    secret, private, public = _private_and_public(workdir)
-    job = {"steps": steps, "threads": limits.threads}
-    job |= {"secret": secret, "private": private, "public": public, "seccomp": SECCOMP_SOURCE}
-    argv = [sys.executable, "-I", "-c", CHILD_SOURCE]
-    if isolate:
-        argv = namespace.command(argv, workdir, tmpfs={workdir: limits.disk_bytes})
-    parent = os.getpid()
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        cwd=workdir,
-        env=_child_env(workdir, limits.threads),
-        preexec_fn=lambda: _limit(limits, parent),
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(json.dumps(job).encode())
-    proc.stdin.close()
+    """Run ``steps`` in one child of the server (in namespaces if ``isolate``); fill
+    ``run``; return why it stopped early, if it did."""
+    server = _server(isolate, limits)
+    secret, private, public = _private_and_public(server.root)
+    job = {"steps": steps, "threads": limits.threads, "seccomp": SECCOMP_SOURCE}
+    job |= {"secret": secret, "private": private, "public": public}
+    job |= {"memory_bytes": limits.memory_bytes, "cpu_seconds": limits.cpu_seconds}
+    if not server.ready or not server.send({"job": job}):
+        server.stop()
+        return _Stop("__startup__")
     current: str | None = None
     deadline = time.monotonic() + limits.startup_timeout
     buffer = b""
-    try:
-        while True:
-            now = time.monotonic()
-            if now >= budget_end:
-                return _Stop(current or "__startup__", out_of_budget=True)
-            if now >= deadline:
-                return _Stop(current or "__startup__", timed_out=current is not None)
-            ready, _, _ = select.select([proc.stdout], [], [], min(deadline, budget_end) - now)
-            if not ready:
+    stop: _Stop | None = None
+    exited = done = False
+
+    def read(data: bytes) -> None:
+        nonlocal buffer, current, deadline, done
+        buffer += data
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            try:
+                msg = json.loads(line)
+            except ValueError:
                 continue
-            chunk = os.read(proc.stdout.fileno(), 1 << 16)
-            if not chunk:  # the child is gone
-                return _Stop(current or "__startup__")
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                try:
-                    msg = json.loads(line)
-                except ValueError:
-                    continue
-                event = msg.get("event") if isinstance(msg, dict) else None
-                if event == "start":
-                    current = str(msg.get("id"))
-                    deadline = time.monotonic() + limits.step_timeout
-                elif event == "step":
-                    sid = str(msg.get("id"))
-                    if sid not in run.results:  # the first word on a step is final
-                        res = msg.get("result")
-                        run.results[sid] = StepResult(
-                            ok=bool(msg.get("ok")),
-                            result=res if isinstance(res, dict) else None,
-                            error=str(msg["error"]) if msg.get("error") else None,
-                        )
-                    current = None
-                elif event == "violation":
-                    step = msg.get("step")
-                    entry = (str(step) if step is not None else None, str(msg.get("what"))[:500])
-                    if entry not in run.violations:
-                        run.violations.append(entry)
-                elif event == "done":
-                    return None
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 9)
-        proc.wait()
+            event = msg.get("event") if isinstance(msg, dict) else None
+            if event == "start":
+                current = str(msg.get("id"))
+                deadline = time.monotonic() + limits.step_timeout
+            elif event == "step":
+                sid = str(msg.get("id"))
+                if sid not in run.results:  # the first word on a step is final
+                    res = msg.get("result")
+                    run.results[sid] = StepResult(
+                        ok=bool(msg.get("ok")),
+                        result=res if isinstance(res, dict) else None,
+                        error=str(msg["error"]) if msg.get("error") else None,
+                    )
+                current = None
+            elif event == "violation":
+                step = msg.get("step")
+                entry = (str(step) if step is not None else None, str(msg.get("what"))[:500])
+                if entry not in run.violations:
+                    run.violations.append(entry)
+            elif event == "done":
+                done = True
+
+    while not exited:
+        now = time.monotonic()
+        if now >= budget_end or now >= deadline:
+            if now >= budget_end:
+                stop = _Stop(current or "__startup__", out_of_budget=True)
+            else:
+                stop = _Stop(current or "__startup__", timed_out=current is not None)
+            if not server.send({"kill": True}) or server.wait_control(10.0) != "exited":
+                server.stop()  # stopped or killed by its child: the next run starts another
+            server.drain()  # what the killed child wrote last: not this run's word
+            return stop
+        wait = min(deadline, budget_end) - now
+        ready, _, _ = select.select([server.events, server.control], [], [], wait)
+        if server.events in ready:
+            read(server.drain())
+        if server.control in ready:
+            exited = server.wait_control(0) == "exited"
+            read(server.drain())  # the child is gone: all it wrote is in the pipe
+            if not exited:  # the server itself is gone
+                server.stop()
+                break
+    return None if done else _Stop(current or "__startup__")
 
 
 def check_namespace(limits: Limits) -> bool:
@@ -301,37 +403,44 @@ def run_steps(steps: list[dict[str, Any]], limits: Limits | None = None) -> Sand
     """
     limits = limits or Limits()
     run = SandboxRun()
-    skipped: set[str] = set()
     budget_end = time.monotonic() + limits.budget
-    with tempfile.TemporaryDirectory(prefix="gw-grade-") as workdir:
-        isolate = check_namespace(limits)
-        while True:
-            # Cells always rerun (later calls need their definitions); calls run once.
-            todo = [
-                s
-                for s in steps
-                if s["id"] not in skipped and (s["kind"] == "cell" or s["id"] not in run.results)
-            ]
-            if all(s["id"] in run.results for s in todo):
-                break
-            stop = _run_once(todo, limits, run, workdir, budget_end, isolate)
-            if stop is None:
-                break
-            if stop.out_of_budget or stop.step == "__startup__":
-                why = "the grading process did not start"
-                if stop.out_of_budget:
-                    why = OUT_OF_BUDGET.format(limits.budget)
-                for step in todo:
-                    run.results.setdefault(step["id"], StepResult(False, error=why))
-                break
-            run.results.setdefault(stop.step, StepResult(False, error=DIED))
-            skipped.add(stop.step)
-            group = next((s.get("group") for s in todo if s["id"] == stop.step), None)
-            if stop.timed_out and group is not None:
-                message = TIMED_OUT.format(limits.step_timeout)
-                for step in todo:
-                    if step.get("group") == group and step["kind"] == "call":
-                        run.results.setdefault(step["id"], StepResult(False, error=message))
-                        skipped.add(step["id"])
-            run.restarts += 1
+    isolate = check_namespace(limits)
+    with _one_run_at_a_time:
+        _run_all(steps, limits, run, budget_end, isolate)
     return run
+
+
+def _run_all(
+    steps: list[dict[str, Any]], limits: Limits, run: SandboxRun, budget_end: float, isolate: bool
+) -> None:
+    """Run ``steps`` in children until each has a result (see :func:`run_steps`)."""
+    skipped: set[str] = set()
+    while True:
+        # Cells always rerun (later calls need their definitions); calls run once.
+        todo = [
+            s
+            for s in steps
+            if s["id"] not in skipped and (s["kind"] == "cell" or s["id"] not in run.results)
+        ]
+        if all(s["id"] in run.results for s in todo):
+            break
+        stop = _run_once(todo, limits, run, budget_end, isolate)
+        if stop is None:
+            break
+        if stop.out_of_budget or stop.step == "__startup__":
+            why = "the grading process did not start"
+            if stop.out_of_budget:
+                why = OUT_OF_BUDGET.format(limits.budget)
+            for step in todo:
+                run.results.setdefault(step["id"], StepResult(False, error=why))
+            break
+        run.results.setdefault(stop.step, StepResult(False, error=DIED))
+        skipped.add(stop.step)
+        group = next((s.get("group") for s in todo if s["id"] == stop.step), None)
+        if stop.timed_out and group is not None:
+            message = TIMED_OUT.format(limits.step_timeout)
+            for step in todo:
+                if step.get("group") == group and step["kind"] == "call":
+                    run.results.setdefault(step["id"], StepResult(False, error=message))
+                    skipped.add(step["id"])
+        run.restarts += 1
