@@ -12,7 +12,9 @@ autograde pipeline.
   points. Nothing the student's kernel printed or displayed reaches the gradebook.
 - :func:`check_sandbox`, nbgrader's ``pre_convert_hook`` for Autograde: with
   ``TrustedGrades.require_sandbox`` set and no usable bubblewrap, ``nbgrader autograde``
-  stops with one line before the first student is touched (not once per student).
+  stops with one line before the first student is touched (not once per student); else it
+  starts the trusted grader's fork server, whose ``import torch`` then overlaps the first
+  kernel's start.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from traitlets.config import Application, Config
 from autograder.harness import CellReport, format_cell, grade_notebook_node
 from autograder.kernel_sandbox import SandboxedKernelManager
 from autograder.namespace import SandboxUnavailable
-from autograder.sandbox import Limits, check_namespace
+from autograder.sandbox import Limits, prestart
 from coursekit.notebooks import nbgrader_meta
 
 
@@ -105,6 +107,6 @@ def check_sandbox(**_: Any) -> None:
     per-student ``except Exception``) when the sandbox is required and unavailable."""
     config = Application.instance().config if Application.initialized() else Config()
     try:
-        check_namespace(TrustedGrades(config=config).limits())
+        prestart(TrustedGrades(config=config).limits())
     except SandboxUnavailable as e:
         raise SystemExit(f"error: {e}") from None

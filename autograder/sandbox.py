@@ -234,7 +234,15 @@ class _Server:
         self.events = self.proc.stdout.fileno()
         self.control = control
         os.set_blocking(self.events, False)
-        self.ready = self.wait_control(limits.startup_timeout) == "ready"
+        self.startup_timeout = limits.startup_timeout
+        self._ready: bool | None = None  # not asked yet: it starts while the caller works
+
+    @property
+    def ready(self) -> bool:
+        """Whether the server started (waits for it the first time)."""
+        if self._ready is None:
+            self._ready = self.wait_control(self.startup_timeout) == "ready"
+        return self._ready
 
     def wait_control(self, timeout: float) -> str | None:
         """The next word from the server on its control pipe (None: gone or silent)."""
@@ -296,6 +304,12 @@ def _server(isolate: bool, limits: Limits) -> _Server:
         server.stop()
     server = _servers[key] = _Server(isolate, limits)
     return server
+
+
+def prestart(limits: Limits) -> None:
+    """Start this process's server now, without waiting for it: its Python and torch start
+    while the caller goes on (nbgrader starts the first kernel)."""
+    _server(check_namespace(limits), limits)
 
 
 @atexit.register

@@ -97,3 +97,11 @@ def test_settings_that_change_the_process_get_their_own_server() -> None:
     run = run_steps([LOOK, call("t", "traces")], Limits(step_timeout=20, threads=2))
     assert run.results["t"].ok
     assert len([s for s in sandbox._servers.values() if s.proc.poll() is None]) == 2
+
+
+def test_prestart_leaves_the_server_starting_for_the_first_run() -> None:
+    sandbox.prestart(LIMITS)
+    (server,) = sandbox._servers.values()
+    assert server._ready is None  # not waited for: nbgrader goes on to the first kernel
+    look()
+    assert server_pid() == server.proc.pid and server.ready
