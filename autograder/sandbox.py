@@ -205,6 +205,7 @@ class _Stop:
     step: str
     timed_out: bool = False
     out_of_budget: bool = False
+    server_lost: bool = False  # the server went away (not the child): try a new one
 
 
 class _Server:
@@ -235,6 +236,7 @@ class _Server:
         self.control = control
         os.set_blocking(self.events, False)
         self.startup_timeout = limits.startup_timeout
+        self.stopped = False
         self._ready: bool | None = None  # not asked yet: it starts while the caller works
 
     @property
@@ -280,6 +282,10 @@ class _Server:
             data += chunk
 
     def stop(self) -> None:
+        """Kill the server (and so its child) and remove its folder; once is enough."""
+        if self.stopped:
+            return
+        self.stopped = True
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
@@ -298,7 +304,7 @@ def _server(isolate: bool, limits: Limits) -> _Server:
     """This process's running server for these settings, started when there is none."""
     key = (isolate, limits.threads, limits.disk_bytes)
     server = _servers.get(key)
-    if server is not None and server.proc.poll() is None:
+    if server is not None and not server.stopped and server.proc.poll() is None:
         return server
     if server is not None:
         server.stop()
@@ -335,7 +341,7 @@ def _run_once(
     job |= {"memory_bytes": limits.memory_bytes, "cpu_seconds": limits.cpu_seconds}
     if not server.ready or not server.send({"job": job}):
         server.stop()
-        return _Stop("__startup__")
+        return _Stop("__startup__", server_lost=server.ready)
     current: str | None = None
     deadline = time.monotonic() + limits.startup_timeout
     buffer = b""
@@ -393,7 +399,7 @@ def _run_once(
             read(server.drain())  # the child is gone: all it wrote is in the pipe
             if not exited:  # the server itself is gone
                 server.stop()
-                break
+                return _Stop(current or "__startup__", server_lost=True)
     return None if done else _Stop(current or "__startup__")
 
 
@@ -429,6 +435,7 @@ def _run_all(
 ) -> None:
     """Run ``steps`` in children until each has a result (see :func:`run_steps`)."""
     skipped: set[str] = set()
+    retried = False
     while True:
         # Cells always rerun (later calls need their definitions); calls run once.
         todo = [
@@ -441,6 +448,9 @@ def _run_all(
         stop = _run_once(todo, limits, run, budget_end, isolate)
         if stop is None:
             break
+        if stop.server_lost and stop.step == "__startup__" and not retried:
+            retried = True  # it died between runs (killed, or out of memory): start another
+            continue
         if stop.out_of_budget or stop.step == "__startup__":
             why = "the grading process did not start"
             if stop.out_of_budget:
