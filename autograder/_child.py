@@ -31,6 +31,7 @@ next student's run.
 import base64
 import contextlib
 import ctypes
+import importlib
 import json
 import os
 import resource
@@ -271,6 +272,11 @@ def run_call(namespace: dict[str, Any], step: dict[str, Any]) -> None:
 
 
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
+# Imported by the server once, not by every child: the notebooks' setup cells import
+# pyplot (0.5 s), and autograd's first backward with explicit gradients imports sympy
+# (0.35 s). Neither runs a torch operation (no thread pool before the fork) nor brings in
+# a module of BLOCKED_MODULES that torch has not imported already.
+PRELOAD = ("matplotlib.pyplot", "torch.fx.experimental.symbolic_shapes")
 
 
 def run_job(job: dict[str, Any]) -> None:
@@ -347,6 +353,9 @@ def serve(control_fd: int) -> None:
         line, pending = pending.split(b"\n", 1)
         return line
 
+    for name in PRELOAD:
+        with contextlib.suppress(Exception):  # a missing one is only slower
+            importlib.import_module(name)
     say(event="ready")
     while True:
         line = next_line()

@@ -191,7 +191,7 @@ def _private_and_public(workdir: str) -> tuple[list[str], list[str], list[str]]:
 
 
 def _child_env(workdir: str, threads: int) -> dict[str, str]:
-    env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8"}
+    env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8", "MPLBACKEND": "Agg"}
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(threads)
     return env
