@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
@@ -20,16 +21,44 @@ if TYPE_CHECKING:
     from reference_impl.models.model import TransformerLM
 
 
+Step = Callable[[Tensor, KVCache], Tensor]
+
+
+def last_logits(model: TransformerLM, ids: Tensor, cache: KVCache) -> Tensor:
+    """Logits (B, V) after ids (B, T) that follow the ``cache.length`` cached tokens."""
+    return model(ids, cache=cache)[:, -1]
+
+
+def compile_step(model: TransformerLM) -> Step | None:
+    """``torch.compile`` of one cached step, (ids (B, 1), static cache) -> logits (B, V), or
+    None for a model that decodes eagerly: one with sliding-window or MoE layers, or image
+    placeholders. Compilation happens at the first call, once per model configuration and
+    batch size (torch caches up to ``torch._dynamo.config.recompile_limit`` of them, then
+    raises); the cache's fixed shapes (:meth:`KVCache.make_static`) keep it valid.
+    """
+    c = model.config
+    if "L" in c.attn_pattern or "M" in c.ffn_pattern or c.image_token_id is not None:
+        return None
+    return torch.compile(partial(last_logits, model), fullgraph=True, dynamic=False)
+
+
 def next_token_logits(
-    model: TransformerLM, ids: Tensor, cache: KVCache | None
+    model: TransformerLM, ids: Tensor, cache: KVCache | None, step: Step | None = None
 ) -> tuple[Tensor, KVCache | None]:
     """Logits (B, V) of the token after ids (B, T), and the cache to use for the next step.
 
     With a cache, only the ids it has not seen are fed (the whole prompt first, then one
     token per step). Once ids outgrow ``context_length`` the cache is dropped: every later
     step recomputes the last ``context_length`` ids without it, as if there were no cache.
+    ``step`` (from :func:`compile_step`) computes the one-token steps after the prompt,
+    on the cache made static; the prompt itself runs eagerly.
     """
     if cache is not None and ids.size(1) <= model.config.context_length:
+        static = isinstance(cache.length, Tensor)  # no test of a tensor: no device sync
+        if step is not None and (static or cache.length > 0):  # the prompt is in
+            cache.make_static()
+            last = ids[:, -1:].clone(memory_format=torch.contiguous_format)  # fixed strides
+            return step(last, cache), cache
         return model(ids[:, cache.length :], cache=cache)[:, -1], cache
     return model(ids[:, -model.config.context_length :])[:, -1], None
 
@@ -91,6 +120,7 @@ def generate(
     pad_id: int | None = None,
     use_cache: bool = True,
     generator: torch.Generator | None = None,
+    compile: bool = False,
 ) -> Tensor:
     """Extend idx (B, T) by up to ``max_new_tokens`` tokens -> (B, T + n), n <= max_new_tokens.
 
@@ -103,6 +133,11 @@ def generate(
     - ``use_cache`` decodes with a KV cache: the same tokens for less compute. Past
       ``context_length`` tokens every step recomputes the last ``context_length`` ids
       without the cache, as the uncached path does (see :func:`next_token_logits`).
+    - ``compile`` (with ``use_cache``) runs each step after the prompt as one
+      ``torch.compile``-d graph over the whole preallocated cache (see
+      :func:`compile_step`): far fewer kernel launches per token, after a one-off compile
+      of some seconds. Greedy ids match the eager ones (logits may differ by rounding).
+      Models with sliding-window or MoE layers or image placeholders decode eagerly.
     - Decoding runs under ``torch.inference_mode`` (cheaper than ``no_grad``); the ids
       returned are an ordinary tensor, fit to train on.
     """
@@ -114,8 +149,9 @@ def generate(
     prompt_len = idx.size(1)
     with torch.inference_mode():  # no autograd bookkeeping, not even version counters
         cache = model.new_cache(idx.size(0)) if use_cache else None
+        step = compile_step(model) if compile and use_cache else None
         for _ in range(max_new_tokens):
-            logits, cache = next_token_logits(model, idx, cache)
+            logits, cache = next_token_logits(model, idx, cache, step)
             logits = process_logits(logits, idx, temperature, top_k, top_p, repetition_penalty)
             next_id = choose_next(logits, temperature, generator).masked_fill(done[:, None], pad)
             idx = torch.cat((idx, next_id), dim=1)

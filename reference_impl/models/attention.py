@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from reference_impl.models.cache import LayerKVCache, SlidingKVCache
 from reference_impl.models.config import ModelConfig
 from reference_impl.models.norms import RMSNorm
-from reference_impl.models.positions import RotaryEmbedding
+from reference_impl.models.positions import RotaryEmbedding, apply_rope
 
 
 def causal_mask(t: int, s: int | None = None, device: torch.device | None = None) -> Tensor:
@@ -177,7 +177,8 @@ class MultiHeadAttention(nn.Module):
         With ``cache``, x holds the tokens at positions ``cache.length .. cache.length+T-1``:
         their keys and values are appended to the cache and the queries attend over all
         S = cache.length + T of them (causal mask aligned bottom-right), or over those in
-        the window.
+        the window. A tensor ``cache.length`` (a static cache, see :class:`LayerKVCache`)
+        gives S = max_len keys, masked by their positions.
 
         ``blocks`` (B, T) gives image-block ids (-1 for text; see :func:`window_mask`):
         the tokens of one block see each other both ways. Only with no tokens cached.
@@ -189,17 +190,23 @@ class MultiHeadAttention(nn.Module):
         if self.q_norm is not None and self.k_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         offset = 0 if cache is None else cache.length
+        static = isinstance(offset, Tensor)  # a 0-d tensor: a compiled step's fixed shapes
         if blocks is not None and offset:
             raise ValueError("image blocks must come with the first tokens (an empty cache)")
         if self.rope is not None:  # queries and keys rotated in one call: fewer small ops
-            qk = self.rope(torch.cat((q, k), dim=1), offset)  # (B, H + Hkv, T, D)
+            qk = torch.cat((q, k), dim=1)  # (B, H + Hkv, T, D)
+            if isinstance(offset, int):
+                qk = self.rope(qk, offset)
+            else:  # the tables' rows gathered at tensor positions (a slice would need ints)
+                pos = offset + torch.arange(t, device=x.device)
+                qk = apply_rope(qk, self.rope.cos[pos].to(x.dtype), self.rope.sin[pos].to(x.dtype))
             q, k = qk.split((self.n_heads, self.n_kv_heads), dim=1)
         k_pos = None
         if cache is not None:
             k, v, k_pos = cache.update(k, v)  # (B, Hkv, S, D), (S,)
         mask = attn_mask
-        if self.window is not None or blocks is not None:
-            q_pos = torch.arange(offset, offset + t, device=x.device)
+        if self.window is not None or blocks is not None or static:
+            q_pos = offset + torch.arange(t, device=x.device)
             allowed = window_mask(q_pos, q_pos if k_pos is None else k_pos, self.window, blocks)
             allowed = allowed[:, None] if allowed.dim() == 3 else allowed  # (B, 1, T, S)
             if mask is None:
@@ -214,7 +221,7 @@ class MultiHeadAttention(nn.Module):
             v,
             attn_mask=mask,
             dropout_p=self.dropout if self.training else 0.0,
-            is_causal=self.window is None and blocks is None,
+            is_causal=self.window is None and blocks is None and not static,
             scale=self.scale,
             use_fused=self.use_fused,
             softcap=self.softcap,

@@ -18,15 +18,31 @@ class LayerKVCache:
 
     ``length`` tokens are filled; :meth:`update` appends the next ones. Slot p holds the
     token at position p: ``positions`` is ``arange(max_len)``, made once.
+
+    ``length`` is an int, or a 0-d long tensor once :meth:`KVCache.make_static` ran: then
+    no shape and no Python number changes from one token to the next, so that a
+    ``torch.compile``-d step compiles once (see ``generate(compile=True)``).
     """
 
     def __init__(self, k: Tensor, v: Tensor) -> None:
-        self.k, self.v, self.length = k, v, 0
+        self.k, self.v = k, v
+        self.length: int | Tensor = 0
         self.positions = torch.arange(k.size(2), device=k.device)
 
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Append k, v (B, Hkv, T, D) -> all keys and values so far, (B, Hkv, S, D) with
-        S = length + T, and their positions (S,)."""
+        S = length + T, and their positions (S,).
+
+        With a tensor ``length`` (static shapes) -> the whole buffers, S = max_len: the
+        slots after the new tokens hold zeros or stale keys, at positions after every
+        query, which the causal mask hides. Nothing checks that they fit there.
+        """
+        if isinstance(self.length, Tensor):
+            slots = self.length + torch.arange(k.size(2), device=k.device)
+            self.k.index_copy_(2, slots, k)
+            self.v.index_copy_(2, slots, v)
+            self.length = self.length + k.size(2)
+            return self.k, self.v, self.positions
         end = self.length + k.size(2)
         if end > self.k.size(2):
             raise ValueError(f"cache full: {end} tokens do not fit max_len={self.k.size(2)}")
@@ -105,8 +121,17 @@ class KVCache:
         return sum(c.k.nbytes + c.v.nbytes for c in self.layers)
 
     @property
-    def length(self) -> int:
+    def length(self) -> int | Tensor:
         return self.layers[0].length
+
+    def make_static(self) -> None:
+        """Hold ``length`` as a 0-d long tensor from now on (see :class:`LayerKVCache`);
+        not for sliding-window layers."""
+        for layer in self.layers:
+            if isinstance(layer, SlidingKVCache):
+                raise ValueError("a sliding-window cache cannot have static shapes")
+            if isinstance(layer.length, int):
+                layer.length = torch.tensor(layer.length, device=layer.k.device)
 
     def reorder(self, index: Tensor) -> None:
         """Keep batch rows ``index`` (B',) of every layer (beam search)."""

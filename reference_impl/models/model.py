@@ -176,16 +176,16 @@ class TransformerLM(nn.Module):
         """x (B, T, d_model) input embeddings (token embeddings, or any vectors in their
         space, such as an image prefix) -> logits (B, T, vocab_size); positions, masking and
         ``cache`` as in :meth:`forward`, ``blocks`` (B, T) as in :func:`image_blocks`."""
-        start = 0 if cache is None else cache.length
+        start = 0 if cache is None else cache.length  # a 0-d tensor for a static cache
         end = start + x.size(1)
-        if end > self.config.context_length:
+        if isinstance(end, int) and end > self.config.context_length:
             raise ValueError(
                 f"sequence length {end} exceeds context_length={self.config.context_length}"
             )
         if self.pos_emb is not None:
-            x = x + self.pos_emb(torch.arange(start, end, device=x.device))
+            x = x + self.pos_emb(start + torch.arange(x.size(1), device=x.device))
         elif self.pos_table is not None:
-            x = x + self.pos_table[start:end].to(x.dtype)
+            x = x + self.pos_table[start + torch.arange(x.size(1), device=x.device)].to(x.dtype)
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
             x = block(x, attn_mask, None if cache is None else cache.layers[i], blocks)
