@@ -5,8 +5,9 @@ ours, per student-notebook, with 1 and ``--workers`` workers.
 
     python bench/bench_grading.py [--class-size 20] [--workers 2] [--stock-class 6]
 
-Also prints the fixed costs inside each figure: a sandbox child starting and importing
-torch, and a Jupyter kernel starting and importing torch; and what the namespace sandbox
+Also prints the fixed costs inside each figure: the trusted grader's fork server starting
+(once per nbgrader process) and one run forked from it, and a Jupyter kernel starting and
+importing torch; and what the namespace sandbox
 (bubblewrap) costs: the child's start-up and the trusted run of one notebook, with and
 without it (alternating, best of ``--repeats``).
 """
@@ -29,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from autograder import namespace  # noqa: E402
 from autograder.harness import grade_notebook  # noqa: E402
-from autograder.sandbox import Limits, run_steps  # noqa: E402
+from autograder.sandbox import Limits, _stop_servers, run_steps  # noqa: E402
 from tests.fixtures.attention_class import CLASS  # noqa: E402
 from tests.test_nbgrader_e2e import ASSIGNMENT, NOTEBOOK, submit  # noqa: E402
 
@@ -205,8 +206,10 @@ def main() -> None:
         root = Path(tmp)
         make_course(root, args.class_size)
         noop = [{"id": "noop", "kind": "cell", "source": "pass"}]
-        child = "sandbox child start-up (python -I + import torch)"
-        namespace_cost(child, lambda: run_steps(noop), args.repeats)
+        cold = "trusted grader's server start-up (python -I + torch, pyplot, sympy; once)"
+        namespace_cost(cold, lambda: (_stop_servers(), run_steps(noop)), args.repeats)
+        warm = "a trusted run on the started server (fork, limits, filters; per run)"
+        namespace_cost(warm, lambda: run_steps(noop), args.repeats)
         kernel = "Jupyter kernel start-up + import torch"
         namespace_cost(kernel, kernel_startup, args.repeats)
         # the master notebook: every item graded (3 items, 16 checks), all passing
