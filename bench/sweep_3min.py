@@ -58,6 +58,18 @@ CANDIDATES: dict[str, Overrides] = {
         "model": {"attn_impl": "sdpa", "context_length": 256},
         "train": {"compile": True, "batch_size": 8},
     },
+    "min_lr 3e-5, compiled": {
+        "model": {"attn_impl": "sdpa"},
+        "train": {"compile": True, "min_lr": 3e-5},
+    },
+    "context 64, batch 32, compiled": {
+        "model": {"attn_impl": "sdpa", "context_length": 64},
+        "train": {"compile": True, "batch_size": 32, "min_lr": 3e-5},
+    },
+    "lr 5e-3, min_lr 5e-5, batch 24, compiled": {
+        "model": {"attn_impl": "sdpa"},
+        "train": {"compile": True, "batch_size": 24, "lr": 5e-3, "min_lr": 5e-5},
+    },
 }
 
 
