@@ -373,12 +373,9 @@ def serve(control_fd: int) -> None:
             os.chdir(folder)
             run_job(job)
         pidfd = os.pidfd_open(pid)
-        while True:
-            line = next_line(pidfd)
-            if line is None or line.strip() == b'{"kill": true}':
-                os.kill(pid, signal.SIGKILL)
-            if line is None or line == b"" or line.strip() == b'{"kill": true}':
-                break
+        line = next_line(pidfd)  # while a child runs, a line can only be a kill
+        if line != b"":  # a kill, or the parent is gone
+            os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         os.close(pidfd)
         wipe(root)

@@ -345,7 +345,6 @@ def _run_once(
     current: str | None = None
     deadline = time.monotonic() + limits.startup_timeout
     buffer = b""
-    stop: _Stop | None = None
     exited = done = False
 
     def read(data: bytes) -> None:
@@ -382,14 +381,13 @@ def _run_once(
     while not exited:
         now = time.monotonic()
         if now >= budget_end or now >= deadline:
-            if now >= budget_end:
-                stop = _Stop(current or "__startup__", out_of_budget=True)
-            else:
-                stop = _Stop(current or "__startup__", timed_out=current is not None)
             if not server.send({"kill": True}) or server.wait_control(10.0) != "exited":
                 server.stop()  # stopped or killed by its child: the next run starts another
-            server.drain()  # what the killed child wrote last: not this run's word
-            return stop
+            else:
+                server.drain()  # what the killed child wrote last: not this run's word
+            if now >= budget_end:
+                return _Stop(current or "__startup__", out_of_budget=True)
+            return _Stop(current or "__startup__", timed_out=current is not None)
         wait = min(deadline, budget_end) - now
         ready, _, _ = select.select([server.events, server.control], [], [], wait)
         if server.events in ready:

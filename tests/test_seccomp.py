@@ -8,10 +8,8 @@ still work; and the trusted child and the nbgrader kernel install it.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
@@ -76,33 +74,22 @@ def test_fork_and_execve_are_refused_and_threads_still_run() -> None:
 
 
 def seccomp_mode_of_the_child(job_extra: dict[str, object]) -> str:
-    """Run one job in the trusted child's fork server (``python -I -c`` its source, as
-    sandbox.py starts it): one cell that reports its own seccomp mode from /proc (the job
-    lets it read /proc)."""
+    """Run one job in the trusted child's fork server, started as sandbox.py starts it (here
+    without namespaces): one cell that reports its own seccomp mode from /proc (the job lets
+    it read /proc)."""
     from autograder import sandbox
 
     cell = "raise RuntimeError([l for l in open('/proc/self/status') if 'Seccomp:' in l][0])"
     job = {"steps": [{"id": "c", "kind": "cell", "source": cell, "cell": 0}], "threads": 1}
     job |= {"secret": [], "private": [], "public": ["/proc", sys.prefix, sys.base_prefix]}
     job |= {"memory_bytes": 4 << 30, "cpu_seconds": 60}
-    control, control_w = os.pipe()
-    server = subprocess.Popen(
-        [sys.executable, "-I", "-c", sandbox.CHILD_SOURCE, str(control_w)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        pass_fds=(control_w,),
-        cwd=tempfile.mkdtemp(),
-    )
-    os.close(control_w)
-    assert server.stdin is not None and server.stdout is not None
-    with os.fdopen(control) as words:
-        assert json.loads(words.readline())["event"] == "ready"
-        server.stdin.write(json.dumps({"job": job | job_extra}).encode() + b"\n")
-        server.stdin.flush()
-        assert json.loads(words.readline())["event"] == "exited"
-    server.stdin.close()
-    out = server.stdout.read().decode()
-    server.wait(timeout=60)
+    server = sandbox._Server(isolate=False, limits=sandbox.Limits())
+    try:
+        assert server.ready and server.send({"job": job | job_extra})
+        assert server.wait_control(120) == "exited"
+        out = server.drain().decode()
+    finally:
+        server.stop()
     (step,) = [json.loads(line) for line in out.splitlines() if '"step"' in line]
     return str(step["error"]).split("Seccomp:")[1].split()[0]
 

@@ -193,20 +193,22 @@ class MultiHeadAttention(nn.Module):
         static = isinstance(offset, Tensor)  # a 0-d tensor: a compiled step's fixed shapes
         if blocks is not None and offset:
             raise ValueError("image blocks must come with the first tokens (an empty cache)")
+        q_pos = None  # (T,) the queries' positions, where a mask or a static cache needs them
+        if self.window is not None or blocks is not None or static:
+            q_pos = offset + torch.arange(t, device=x.device)
         if self.rope is not None:  # queries and keys rotated in one call: fewer small ops
             qk = torch.cat((q, k), dim=1)  # (B, H + Hkv, T, D)
-            if isinstance(offset, int):
+            if not static:
                 qk = self.rope(qk, offset)
             else:  # the tables' rows gathered at tensor positions (a slice would need ints)
-                pos = offset + torch.arange(t, device=x.device)
-                qk = apply_rope(qk, self.rope.cos[pos].to(x.dtype), self.rope.sin[pos].to(x.dtype))
+                cos, sin = self.rope.cos[q_pos].to(x.dtype), self.rope.sin[q_pos].to(x.dtype)
+                qk = apply_rope(qk, cos, sin)
             q, k = qk.split((self.n_heads, self.n_kv_heads), dim=1)
         k_pos = None
         if cache is not None:
             k, v, k_pos = cache.update(k, v)  # (B, Hkv, S, D), (S,)
         mask = attn_mask
-        if self.window is not None or blocks is not None or static:
-            q_pos = offset + torch.arange(t, device=x.device)
+        if q_pos is not None:
             allowed = window_mask(q_pos, q_pos if k_pos is None else k_pos, self.window, blocks)
             allowed = allowed[:, None] if allowed.dim() == 3 else allowed  # (B, 1, T, S)
             if mask is None:
