@@ -4,12 +4,14 @@
         [--db URL] [--force] [--root DIR] [nbgrader options...]
 
 One task per student: ``nbgrader autograde ASSIGNMENT --student S --force`` (the course's
-preprocessors, sandbox and limits, exactly as a sequential ``nbgrader autograde``), run on a
-Dask cluster: ``--workers N`` starts a ``LocalCluster`` of N processes on this machine (the
-default), ``--scheduler ADDRESS`` uses a running ``dask.distributed`` scheduler (SLURM,
-Kubernetes: docs/grading_at_scale.md). Dask places, retries and reschedules the tasks: a
-worker that dies mid-student has that student regraded elsewhere; a student whose grading
-kills its worker ``--retries`` + 1 times is reported failed by name, and the others are graded.
+preprocessors, sandbox and limits, exactly as a sequential ``nbgrader autograde``), run in a
+worker's own process (nbgrader, torch and the trusted grader's fork server start once per
+worker, not once per student), on a Dask cluster: ``--workers N`` starts a
+``LocalCluster`` of N processes on this machine (the default), ``--scheduler ADDRESS`` uses a
+running ``dask.distributed`` scheduler (SLURM, Kubernetes: docs/grading_at_scale.md). Dask
+places, retries and reschedules the tasks: a worker that dies mid-student has that student
+regraded elsewhere; a student whose grading kills its worker ``--retries`` + 1 times is
+reported failed by name, and the others are graded.
 
 The workers must share the course folder (a network file system on a cluster): each task
 reads ``submitted/<student>/`` and writes ``autograded/<student>/`` there, as nbgrader does.
@@ -27,15 +29,15 @@ cannot be reached.
 from __future__ import annotations
 
 import argparse
-import ctypes
+import contextlib
 import hashlib
+import io
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,15 +105,33 @@ def check_gradebook(url: str) -> str | None:
     return None
 
 
-def nbgrader_command() -> list[str]:
-    """nbgrader from this environment; its bin/ must also be on PATH (alembic)."""
-    found = Path(sys.executable).with_name("nbgrader")
-    return [str(found)] if found.exists() else [shutil.which("nbgrader") or "nbgrader"]
+def autograde_here(course: Path, argv: list[str]) -> tuple[int, str]:
+    """``nbgrader autograde *argv`` in this process, in ``course``: its exit code and output.
 
+    In the worker's own process, not a new one per student: the worker imports nbgrader and
+    torch once, and the trusted grader's fork server (``autograder.sandbox``) started for its
+    first student serves every later one -- the per-student start-up that made a class cost
+    more than stock nbgrader.
+    """
+    from nbgrader.apps.autogradeapp import AutogradeApp
 
-def _die_with_parent() -> None:  # runs in the nbgrader child between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: a killed worker takes nbgrader with it
+    output = io.StringIO()
+    os.chdir(course)  # nbgrader reads nbgrader_config.py from the working folder
+    path = list(sys.path)
+    try:
+        # The app's log handler is made when it is configured: inside, it writes to `output`.
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            app = AutogradeApp()
+            app.initialize(argv)
+            app.start()
+        code = 0
+    except SystemExit as e:  # the app's own failures: it has logged why
+        code = e.code if isinstance(e.code, int) else 1
+    except Exception:  # anything else (a gradebook gone away): the traceback, as nbgrader's
+        code, output = 1, io.StringIO(output.getvalue() + traceback.format_exc())
+    finally:
+        sys.path[:] = path  # the app puts the course folder first on it, each time
+    return code, output.getvalue()
 
 
 def grade_student(
@@ -122,31 +142,36 @@ def grade_student(
     marker = course / IN_PROGRESS / assignment / student
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(str(os.getpid()))
-    env = os.environ | {
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        # Kernels that each use every core slow each other down: share the cores out.
-        "OMP_NUM_THREADS": str(threads),
-    }
+    # The kernels this worker starts inherit these; the ones that each use every core slow
+    # each other down: share the cores out.
+    bin_dir = f"{Path(sys.executable).parent}{os.pathsep}"  # nbgrader runs alembic from it
+    if not os.environ["PATH"].startswith(bin_dir):
+        os.environ["PATH"] = bin_dir + os.environ["PATH"]
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     fingerprint_before = fingerprint(course, student, assignment)
-    command = [*nbgrader_command(), "autograde", assignment, "--student", student, "--force"]
+    argv = [assignment, "--student", student, "--force", f"--CourseDirectory.db_url={db_url}"]
     start = time.perf_counter()
-    result = subprocess.run(
-        [*command, f"--CourseDirectory.db_url={db_url}", *extra],
-        cwd=course,
-        env=env,
-        capture_output=True,
-        text=True,
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-    )
+    code, log = autograde_here(course, [*argv, *extra])
     seconds = time.perf_counter() - start
-    if result.returncode == 0:
+    if code == 0:
         mark = course / "autograded" / student / assignment / GRADED_MARK
         partial = mark.with_suffix(f".{os.getpid()}")
         partial.write_text(fingerprint_before)
         partial.replace(mark)  # all or nothing: a half-written mark never says "graded"
     marker.unlink(missing_ok=True)
-    log = result.stdout + result.stderr if result.returncode else ""
-    return Graded(student, result.returncode, seconds, log)
+    return Graded(student, code, seconds, log if code else "")
+
+
+def discard_partial(root: Path, assignment: str, student: str, db_url: str) -> None:
+    """Remove what tasks killed mid-student left (the autograded folder, the gradebook's
+    submission, the in-progress marker): a student given up on reads as not graded, not as
+    half-graded. A gradebook that cannot be reached is left for the rerun to overwrite."""
+    from nbgrader.api import Gradebook
+
+    shutil.rmtree(root / "autograded" / student / assignment, ignore_errors=True)
+    (root / IN_PROGRESS / assignment / student).unlink(missing_ok=True)
+    with contextlib.suppress(Exception), Gradebook(db_url) as gb:  # MissingEntry: none yet
+        gb.remove_submission(assignment, student)
 
 
 def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -227,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                     graded: Graded = future.result()
                 except Exception as e:  # KilledWorker: it took down every worker it ran on
                     failed[student] = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+                    discard_partial(root, args.assignment, student, db_url)
                     print(f"{student:30s} FAILED: {failed[student]}", flush=True)
                     continue
                 if graded.returncode == 0:
