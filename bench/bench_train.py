@@ -4,10 +4,11 @@
 
 1. Tokens/s of full training steps (forward, backward, clipping, AdamW), in one process on
    the same batches, for the small config (its batch and context) and the medium config
-   (context 512, batch 2 on a CPU): the reference model as configured, with fused SDPA, and
-   compiled (``torch.compile``; compilation is in the warm-up, not in the figure); the
-   reference model in GPT-2 form; Hugging Face ``GPT2LMHeadModel`` of the same shape and
-   ``LlamaForCausalLM`` holding the same weights, eager and compiled.
+   (context 512, batch 2 on a CPU; in float32, then every model under bfloat16 autocast):
+   the reference model as configured, with fused SDPA, and compiled (``torch.compile``;
+   compilation is in the warm-up, not in the figure); the reference model in GPT-2 form;
+   Hugging Face ``GPT2LMHeadModel`` of the same shape and ``LlamaForCausalLM`` holding the
+   same weights, eager and compiled.
 2. ``configs/shakespeare_3min.yaml`` (chosen by ``bench/sweep_3min.py``) trained for
    ``--minutes`` of wall-clock time on ``tinyshakespeare.txt`` at the character (byte) level
    with the reference trainer (the schedule's length is set from the measured speed so that
@@ -81,9 +82,11 @@ def steps_per_second(
     return (len(batches) - 3) / (time.perf_counter() - start)
 
 
-def throughput(config: str, steps: int, batch: int | None = None) -> None:
+def throughput(config: str, steps: int, batch: int | None = None, bf16: bool = False) -> None:
     """Training tokens/s of the reference model (as configured, with fused SDPA, compiled)
-    beside Hugging Face GPT-2 and Llama of its shape holding the same weights."""
+    beside Hugging Face GPT-2 and Llama of its shape holding the same weights; with ``bf16``,
+    every model's steps run under the same bfloat16 autocast (the trainer's
+    ``train.dtype: bfloat16``), which a CPU with AMX or AVX512-BF16 runs faster."""
     exp = load_experiment(config)
     cfg = exp.model
     batch = batch or exp.train.batch_size
@@ -106,6 +109,7 @@ def throughput(config: str, steps: int, batch: int | None = None) -> None:
         f"training steps of {Path(config).name} ({ours.num_parameters():,} parameters), "
         f"batch {batch} x {cfg.context_length}, forward + backward + clipping + AdamW, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+        + (", bfloat16 autocast" if bf16 else "")
     )
     compiled_llama = torch.compile(llama)
     rows: list[tuple[str, nn.Module, Callable[[torch.Tensor], torch.Tensor]]] = [
@@ -121,7 +125,8 @@ def throughput(config: str, steps: int, batch: int | None = None) -> None:
     rate = {}
     for name, model, logits in rows:
         opt = make_optimizer(model, exp.train, torch.device("cpu"))
-        rate[name] = steps_per_second(model, logits, batches, opt) * tokens
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            rate[name] = steps_per_second(model, logits, batches, opt) * tokens
         print(f"  {name:40s} {rate[name]:9,.0f} tokens/s")
     eager = max(rate[f"reference (attn_impl={cfg.attn_impl})"], rate["reference (sdpa)"])
     compiled = rate["reference (sdpa), torch.compile"]
@@ -205,6 +210,8 @@ def main() -> None:
     throughput(args.config, args.steps)
     print()
     throughput(args.medium, args.medium_steps, args.medium_batch)
+    print()
+    throughput(args.medium, args.medium_steps, args.medium_batch, bf16=True)
     print(f"\n{args.minutes:g} minutes on {args.data.name} (bytes), {args.three_minutes}:")
     loss, iters, took = timed_run(args.three_minutes, args.data, args.minutes)
     print(
