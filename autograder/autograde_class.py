@@ -116,8 +116,8 @@ def autograde_here(course: Path, argv: list[str]) -> tuple[int, str]:
     from nbgrader.apps.autogradeapp import AutogradeApp
 
     output = io.StringIO()
+    path, folder = list(sys.path), Path.cwd()
     os.chdir(course)  # nbgrader reads nbgrader_config.py from the working folder
-    path = list(sys.path)
     try:
         # The app's log handler is made when it is configured: inside, it writes to `output`.
         with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
@@ -131,6 +131,7 @@ def autograde_here(course: Path, argv: list[str]) -> tuple[int, str]:
         code, output = 1, io.StringIO(output.getvalue() + traceback.format_exc())
     finally:
         sys.path[:] = path  # the app puts the course folder first on it, each time
+        os.chdir(folder)
     return code, output.getvalue()
 
 

@@ -228,7 +228,8 @@ def on_grading(root: Path, student: str, act: Callable[[int], None], times: int 
     """In a thread: each time a worker starts grading ``student``, ``act(worker pid)``."""
 
     def watch() -> None:
-        marker, seen = root / IN_PROGRESS / ASSIGNMENT / student, set()
+        marker = root / IN_PROGRESS / ASSIGNMENT / student
+        seen: set[int] = set()
         deadline = time.monotonic() + 600
         while len(seen) < times and time.monotonic() < deadline:
             try:
@@ -316,24 +317,32 @@ def test_a_poison_submission_is_reported_and_the_others_graded(
 def test_an_interrupted_run_resumes_where_it_stopped(
     tmp_path: Path, sequential: dict[str, object]
 ) -> None:
-    """Ctrl-C after the first student: the rerun skips who was graded (SQLite, 2 workers)."""
-    root = new_course(tmp_path / "course", None, STUDENTS)
+    """Ctrl-C after the first student: the rerun skips who was graded (SQLite, 2 workers).
+    Six students (each answer twice): a worker asked to close may finish the student in hand
+    (distributed's nanny waits 4 s before it kills it), and some must still be left."""
+    twins = {"dee": "ada", "eve": "ben", "fay": "cy"}
+    students = STUDENTS | {twin: STUDENTS[of] for twin, of in twins.items()}
+    expected = {}
+    for key in ("gradebook", "graded"):
+        seen = dict(sequential[key])  # type: ignore[call-overload]
+        expected[key] = seen | {twin: seen[of] for twin, of in twins.items()}
+    root = new_course(tmp_path / "course", None, students)
     proc = autograde_class(root, "--workers", "2")
-    marks = [root / "autograded" / s / ASSIGNMENT / GRADED_MARK for s in STUDENTS]
+    marks = [root / "autograded" / s / ASSIGNMENT / GRADED_MARK for s in students]
     deadline = time.monotonic() + 300
     while not any(m.exists() for m in marks) and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     finish(proc)
     done = {m.parts[-3] for m in marks if m.exists()}
-    assert done and done != set(STUDENTS), "interrupt after some students, before all"
+    assert done and done != set(students), "interrupt after some students, before all"
     code, out = finish(autograde_class(root, "--workers", "2"))
     assert code == 0, out
     for student in done:
         assert f"{student} " in out and "skipped: already graded" in out
-    assert f"{len(STUDENTS) - len(done)} students in" in out
-    assert gradebook(f"sqlite:///{root / 'gradebook.db'}") == sequential["gradebook"]
-    assert graded_outputs(root) == sequential["graded"]
+    assert f"{len(students) - len(done)} students in" in out
+    assert gradebook(f"sqlite:///{root / 'gradebook.db'}") == expected["gradebook"]
+    assert graded_outputs(root) == expected["graded"]
 
 
 def test_a_gradebook_that_goes_away_is_named_and_a_rerun_completes(
@@ -353,6 +362,38 @@ def test_a_gradebook_that_goes_away_is_named_and_a_rerun_completes(
     assert code == 0, out
     assert gradebook(url) == sequential["gradebook"]
     assert exported(root, url) == sequential["csv"]
+
+
+def test_a_worker_grades_student_after_student_with_one_trusted_grader_server(
+    tmp_path: Path, sequential: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What each Dask worker does, without Dask: the tasks one after another in one process.
+    Each student gets the sequential run's grades; one fork server serves them all; nothing
+    of the process (sys.path, PATH, its working folder) drifts from student to student."""
+    from autograder import sandbox
+    from autograder.autograde_class import default_db_url, grade_student
+
+    root = new_course(tmp_path / "course", None, STUDENTS)
+    for name in ("GW_FAST", "GW_COURSE_ROOT", "OMP_NUM_THREADS", "PATH"):
+        monkeypatch.setenv(name, os.environ.get(name, "1"))  # put back after the test
+    monkeypatch.chdir(tmp_path)
+    sandbox._stop_servers()
+    path, env_path = list(sys.path), None
+    servers = []
+    try:
+        for student in STUDENTS:
+            graded = grade_student(str(root), ASSIGNMENT, student, default_db_url(root), [], 1)
+            assert graded.returncode == 0, graded.log
+            servers.append({s.proc.pid for s in sandbox._servers.values() if s.proc.poll() is None})
+            assert sys.path == path and Path.cwd() == tmp_path
+            assert env_path in (None, os.environ["PATH"])
+            env_path = os.environ["PATH"]
+    finally:
+        sandbox._stop_servers()
+    assert len(servers[0]) == 1 and all(pids == servers[0] for pids in servers)
+    assert gradebook(f"sqlite:///{root / 'gradebook.db'}") == sequential["gradebook"]
+    assert graded_outputs(root) == sequential["graded"]
+    assert all((root / "autograded" / s / ASSIGNMENT / GRADED_MARK).exists() for s in STUDENTS)
 
 
 def test_printed_database_urls_hide_the_password() -> None:
