@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -43,4 +44,8 @@ def barrier(d: Dist) -> None:
 
 def teardown(d: Dist) -> None:
     if d.enabled and dist.is_initialized():
+        # The DDP wrapper (its reducer holds the group) may sit in reference cycles: free it
+        # now, so that the group and its gloo threads go here and not at interpreter exit,
+        # where they can abort the process ("terminate called without an active exception").
+        gc.collect()
         dist.destroy_process_group()
