@@ -128,7 +128,8 @@ def autograde_here(course: Path, argv: list[str]) -> tuple[int, str]:
     except SystemExit as e:  # the app's own failures: it has logged why
         code = e.code if isinstance(e.code, int) else 1
     except Exception:  # anything else (a gradebook gone away): the traceback, as nbgrader's
-        code, output = 1, io.StringIO(output.getvalue() + traceback.format_exc())
+        code = 1
+        output.write(traceback.format_exc())
     finally:
         sys.path[:] = path  # the app puts the course folder first on it, each time
         os.chdir(folder)

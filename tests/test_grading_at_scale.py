@@ -378,19 +378,18 @@ def test_a_worker_grades_student_after_student_with_one_trusted_grader_server(
         monkeypatch.setenv(name, os.environ.get(name, "1"))  # put back after the test
     monkeypatch.chdir(tmp_path)
     sandbox._stop_servers()
-    path, env_path = list(sys.path), None
-    servers = []
+    path = list(sys.path)
+    after = []  # per student: the live servers' pids and PATH
     try:
         for student in STUDENTS:
             graded = grade_student(str(root), ASSIGNMENT, student, default_db_url(root), [], 1)
             assert graded.returncode == 0, graded.log
-            servers.append({s.proc.pid for s in sandbox._servers.values() if s.proc.poll() is None})
             assert sys.path == path and Path.cwd() == tmp_path
-            assert env_path in (None, os.environ["PATH"])
-            env_path = os.environ["PATH"]
+            live = frozenset(s.proc.pid for s in sandbox._servers.values() if s.proc.poll() is None)
+            after.append((live, os.environ["PATH"]))
     finally:
         sandbox._stop_servers()
-    assert len(servers[0]) == 1 and all(pids == servers[0] for pids in servers)
+    assert len(after[0][0]) == 1 and len(set(after)) == 1
     assert gradebook(f"sqlite:///{root / 'gradebook.db'}") == sequential["gradebook"]
     assert graded_outputs(root) == sequential["graded"]
     assert all((root / "autograded" / s / ASSIGNMENT / GRADED_MARK).exists() for s in STUDENTS)
