@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -143,24 +144,31 @@ def throughput(config: str, steps: int, batch: int | None = None, bf16: bool = F
     )
 
 
-def probe_speed(metrics: Path, tokens_per_iter: int) -> tuple[float, float]:
-    """(seconds to the end of the first iteration, iterations/s after the first logged
-    interval) from a run's ``metrics.jsonl``: the first iteration holds the compilation."""
+PROBE_ITERS, PROBE_LOG, PROBE_EVAL = 120, 10, 60
+
+
+def probe_speed(metrics: Path, tokens_per_iter: int) -> tuple[float, float, float]:
+    """(seconds to the end of the first iteration, iterations/s, seconds of one evaluation
+    with its checkpoint) from a probe run's ``metrics.jsonl`` (logged every ``PROBE_LOG``
+    iterations, evaluated at ``PROBE_EVAL``). The first iteration holds the compilation; the
+    speed is the median over the logged intervals; the evaluation is what its interval took
+    beyond that."""
     records = [r for r in map(json.loads, metrics.read_text().splitlines()) if "tokens_per_s" in r]
     # the logged rate is cumulative: iteration i ended (i + 1) * tokens / rate seconds in
-    ended = [(r["iter"] + 1) * tokens_per_iter / r["tokens_per_s"] for r in records]
-    first, last = records[1]["iter"], records[-1]["iter"]
-    return ended[0], (last - first) / (ended[-1] - ended[1])
+    ended = {r["iter"]: (r["iter"] + 1) * tokens_per_iter / r["tokens_per_s"] for r in records}
+    steps = {it: ended[it] - ended[it - PROBE_LOG] for it in ended if it - PROBE_LOG in ended}
+    step = statistics.median(t for it, t in steps.items() if it != PROBE_EVAL) / PROBE_LOG
+    return ended[0], 1 / step, max(0.0, steps[PROBE_EVAL] - PROBE_LOG * step)
 
 
 def timed_run(
     config: str | Path, data: Path, minutes: float, log: Callable[[str], None] = print
 ) -> tuple[float, int, float]:
     """Train ``config`` on ``data`` (bytes) for ``minutes`` of wall-clock time ->
-    (validation loss, iterations, seconds taken). A 100-iteration probe (which also
-    tokenizes the text) measures the first iteration (compilation) and the speed after it;
-    the schedule's length is set from them so that the run, compilation and four
-    evaluations included, ends on time."""
+    (validation loss, iterations, seconds taken). A probe of ``PROBE_ITERS`` iterations (which
+    also tokenizes the text) measures the first iteration (compilation), the speed after it
+    and the cost of an evaluation; the schedule's length is set from them so that the run,
+    compilation and five evaluations included, ends on time."""
     exp = load_experiment(config)
     exp.data.dataset = str(data)
     exp.data.tokenizer = "bytes"
@@ -168,18 +176,17 @@ def timed_run(
     tokens_per_iter = exp.train.batch_size * exp.model.context_length
     with tempfile.TemporaryDirectory() as tmp:
         exp.data.data_dir = tmp
-        exp.train.log_interval = 20
-        train(exp, Path(tmp) / "probe", max_iters=100, log=lambda _: None)
-        first, rate = probe_speed(Path(tmp) / "probe/metrics.jsonl", tokens_per_iter)
-        # up to 5 evaluations (4 in the run, 1 at its end), eager: about half a step each
-        eval_cost = 5 * exp.train.eval_iters / (2 * rate)
-        budget = minutes * 60 - first - eval_cost
-        exp.train.max_iters = max(101, int(0.96 * rate * budget))
+        exp.train.log_interval, exp.train.eval_interval = PROBE_LOG, PROBE_EVAL
+        train(exp, Path(tmp) / "probe", max_iters=PROBE_ITERS, log=lambda _: None)
+        first, rate, evaluation = probe_speed(Path(tmp) / "probe/metrics.jsonl", tokens_per_iter)
+        # 4 evaluations in the run and 1 at its end; 2 % of the steps' time to spare
+        budget = minutes * 60 - first - 5 * evaluation
+        exp.train.max_iters = max(PROBE_ITERS + 1, int(0.98 * rate * budget))
         exp.train.eval_interval = max(1, exp.train.max_iters // 4)
         exp.train.log_interval = 1000
         log(
-            f"  {rate:.1f} iterations/s, first iteration {first:.0f} s: a schedule of "
-            f"{exp.train.max_iters} iterations"
+            f"  {rate:.1f} iterations/s, first iteration {first:.1f} s, an evaluation "
+            f"{evaluation:.1f} s: a schedule of {exp.train.max_iters} iterations"
         )
         start = time.perf_counter()
         result = train(exp, Path(tmp) / "run", log=lambda _: None)

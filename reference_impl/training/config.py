@@ -26,6 +26,9 @@ class TrainConfig:
     min_lr: float = 1e-4
     warmup_iters: int = 100
     weight_decay: float = 0.1
+    # muon: Muon on the blocks' weight matrices (updates scaled to AdamW's size, so the same
+    # lr), AdamW on embeddings, norms and biases
+    optimizer: Literal["adamw", "muon"] = "adamw"
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0  # 0 turns clipping off

@@ -1,4 +1,4 @@
-"""The reference trainer: AdamW, warmup + cosine, clipping, accumulation, evaluation,
+"""The reference trainer: AdamW (or Muon), warmup + cosine, clipping, accumulation, evaluation,
 logging (JSON lines, TensorBoard, optionally Weights & Biases), checkpoints that resume
 exactly, and several processes through ``torchrun`` (DDP)."""
 
@@ -30,6 +30,7 @@ from reference_impl.models import ModelConfig, TransformerLM, lm_loss
 from reference_impl.tokenizer import EOT, load_tokenizer, tokenizer_state
 from reference_impl.training import distributed
 from reference_impl.training.config import DataConfig, ExperimentConfig, TrainConfig
+from reference_impl.training.muon import MuonWithAdamW
 from reference_impl.training.schedule import cosine_lr
 from reference_impl.utils import CheckpointError, load_checkpoint, resolve_device, save_checkpoint
 
@@ -38,17 +39,23 @@ class TrainError(RuntimeError):
     """Something the user can fix (an existing run, a config that does not fit a checkpoint)."""
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (not on biases and norm gains); the fused
-    CUDA kernel on GPUs."""
+def make_optimizer(
+    model: nn.Module, cfg: TrainConfig, device: torch.device
+) -> torch.optim.AdamW | MuonWithAdamW:
+    """``train.optimizer``: AdamW with weight decay on matrices only (not on biases and norm
+    gains); or Muon on the blocks' matrices with AdamW on the rest. AdamW runs fused (one
+    kernel for all parameters) on CPUs and CUDA GPUs: 4x faster than its loop on 2 cores."""
+    betas = (cfg.beta1, cfg.beta2)
+    fused = device.type in ("cpu", "cuda")
+    if cfg.optimizer == "muon":
+        return MuonWithAdamW(model, cfg.lr, cfg.weight_decay, betas, fused)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     groups = [
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    fused = device.type == "cuda"
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas, fused=fused)
 
 
 def load_splits(data: DataConfig, vocab_size: int, d: distributed.Dist) -> dict[str, np.ndarray]:
@@ -253,6 +260,12 @@ def train(
         except CheckpointError as e:
             raise TrainError(f"--resume: {e}") from None
         _check_resumable(ckpt, exp, ckpt_path)
+        saved = ckpt.get("train_config", {}).get("optimizer", "adamw")
+        if saved != cfg.optimizer:
+            raise TrainError(
+                f"{ckpt_path} was trained with train.optimizer={saved!r}, the config says "
+                f"{cfg.optimizer!r}: the optimizer's state cannot continue another optimizer"
+            )
     elif ckpt_path.exists() and not overwrite:
         raise TrainError(f"{ckpt_path} exists: pass --resume to continue it, or --overwrite")
     init = None if ckpt is not None else _initial_weights(exp)
