@@ -147,18 +147,19 @@ def throughput(config: str, steps: int, batch: int | None = None, bf16: bool = F
 PROBE_ITERS, PROBE_LOG, PROBE_EVAL = 120, 10, 60
 
 
-def probe_speed(metrics: Path, tokens_per_iter: int) -> tuple[float, float, float]:
+def probe_speed(metrics: Path, tokens_per_iter: int) -> tuple[float, float, float, float]:
     """(seconds to the end of the first iteration, iterations/s, seconds of one evaluation
-    with its checkpoint) from a probe run's ``metrics.jsonl`` (logged every ``PROBE_LOG``
-    iterations, evaluated at ``PROBE_EVAL``). The first iteration holds the compilation; the
-    speed is the median over the logged intervals; the evaluation is what its interval took
-    beyond that."""
+    with its checkpoint, seconds to the end of the last iteration) from a probe run's
+    ``metrics.jsonl`` (logged every ``PROBE_LOG`` iterations, evaluated at ``PROBE_EVAL``).
+    The first iteration holds the compilation; the speed is the median over the logged
+    intervals; the evaluation is what its interval took beyond that."""
     records = [r for r in map(json.loads, metrics.read_text().splitlines()) if "tokens_per_s" in r]
     # the logged rate is cumulative: iteration i ended (i + 1) * tokens / rate seconds in
     ended = {r["iter"]: (r["iter"] + 1) * tokens_per_iter / r["tokens_per_s"] for r in records}
     steps = {it: ended[it] - ended[it - PROBE_LOG] for it in ended if it - PROBE_LOG in ended}
     step = statistics.median(t for it, t in steps.items() if it != PROBE_EVAL) / PROBE_LOG
-    return ended[0], 1 / step, max(0.0, steps[PROBE_EVAL] - PROBE_LOG * step)
+    evaluation = max(0.0, steps[PROBE_EVAL] - PROBE_LOG * step)
+    return ended[0], 1 / step, evaluation, ended[max(ended)]
 
 
 def timed_run(
@@ -167,8 +168,9 @@ def timed_run(
     """Train ``config`` on ``data`` (bytes) for ``minutes`` of wall-clock time ->
     (validation loss, iterations, seconds taken). A probe of ``PROBE_ITERS`` iterations (which
     also tokenizes the text) measures the first iteration (compilation), the speed after it
-    and the cost of an evaluation; the schedule's length is set from them so that the run,
-    compilation and five evaluations included, ends on time."""
+    the cost of an evaluation and what the run costs outside its iterations (setting up, the
+    final evaluation); the schedule's length is set from them so that the run ends on time."""
+    torch._dynamo.reset()  # every run compiles for itself (from inductor's disk cache)
     exp = load_experiment(config)
     exp.data.dataset = str(data)
     exp.data.tokenizer = "bytes"
@@ -177,16 +179,23 @@ def timed_run(
     with tempfile.TemporaryDirectory() as tmp:
         exp.data.data_dir = tmp
         exp.train.log_interval, exp.train.eval_interval = PROBE_LOG, PROBE_EVAL
+        began = time.perf_counter()
         train(exp, Path(tmp) / "probe", max_iters=PROBE_ITERS, log=lambda _: None)
-        first, rate, evaluation = probe_speed(Path(tmp) / "probe/metrics.jsonl", tokens_per_iter)
-        # 4 evaluations in the run and 1 at its end; 2 % of the steps' time to spare
-        budget = minutes * 60 - first - 5 * evaluation
+        probe = time.perf_counter() - began
+        first, rate, evaluation, last = probe_speed(
+            Path(tmp) / "probe/metrics.jsonl", tokens_per_iter
+        )
+        # outside the iterations: setting up, and the final evaluation with its checkpoint
+        fixed = probe - last
+        # up to 4 evaluations in the run; 2 % of the steps' time to spare
+        budget = minutes * 60 - first - fixed - 4 * evaluation
         exp.train.max_iters = max(PROBE_ITERS + 1, int(0.98 * rate * budget))
         exp.train.eval_interval = max(1, exp.train.max_iters // 4)
         exp.train.log_interval = 1000
         log(
             f"  {rate:.1f} iterations/s, first iteration {first:.1f} s, an evaluation "
-            f"{evaluation:.1f} s: a schedule of {exp.train.max_iters} iterations"
+            f"{evaluation:.1f} s, {fixed:.1f} s outside the iterations: a schedule of "
+            f"{exp.train.max_iters} iterations"
         )
         start = time.perf_counter()
         result = train(exp, Path(tmp) / "run", log=lambda _: None)

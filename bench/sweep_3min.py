@@ -1,5 +1,6 @@
 """The sweep behind ``configs/shakespeare_3min.yaml``: which model shape, batch, learning
-rate and compilation reach the lowest validation loss in 3 minutes of CPU training.
+rate, optimizer and compilation reach the lowest validation loss in 3 minutes of CPU
+training.
 
     python bench/sweep_3min.py [--minutes 3] [--threads 2] [--only NAME ...]
 
@@ -7,7 +8,7 @@ Each candidate is ``configs/small_model.yaml`` with a few keys changed, trained 
 ``bench_train.timed_run`` (the schedule fitted to the wall-clock budget, compilation and
 evaluations included) on tinyshakespeare at the byte level; the table lists the validation
 loss each reaches, best first. Runs one at a time: on 2 cores any other load changes the
-figures. Candidates ran on 2026-11-30 on 2 cores; the winner was copied to
+figures. Candidates ran on 2026-11-30 and 2026-12-01 on 2 cores; the winner was copied to
 ``configs/shakespeare_3min.yaml``.
 """
 
@@ -69,6 +70,61 @@ CANDIDATES: dict[str, Overrides] = {
     "lr 5e-3, min_lr 5e-5, batch 24, compiled": {
         "model": {"attn_impl": "sdpa"},
         "train": {"compile": True, "batch_size": 24, "lr": 5e-3, "min_lr": 5e-5},
+    },
+    # third round (2026-12-01): Muon on the blocks' matrices
+    "muon, compiled": {
+        "model": {"attn_impl": "sdpa"},
+        "train": {"compile": True, "optimizer": "muon"},
+    },
+    "muon, lr 6e-3, compiled": {
+        "model": {"attn_impl": "sdpa"},
+        "train": {"compile": True, "optimizer": "muon", "lr": 6e-3, "min_lr": 6e-4},
+    },
+    "muon, lr 1e-2, compiled": {
+        "model": {"attn_impl": "sdpa"},
+        "train": {"compile": True, "optimizer": "muon", "lr": 1e-2, "min_lr": 1e-3},
+    },
+    "muon, warmup 30, compiled": {
+        "model": {"attn_impl": "sdpa"},
+        "train": {"compile": True, "optimizer": "muon", "warmup_iters": 30},
+    },
+    "muon, batch 24, lr 4e-3, compiled": {
+        "model": {"attn_impl": "sdpa"},
+        "train": {
+            "compile": True,
+            "optimizer": "muon",
+            "batch_size": 24,
+            "lr": 4e-3,
+            "min_lr": 4e-4,
+        },
+    },
+    "muon, batch 12, compiled": {
+        "model": {"attn_impl": "sdpa"},
+        "train": {"compile": True, "optimizer": "muon", "batch_size": 12},
+    },
+    "muon, 5 layers, compiled": {
+        "model": {"attn_impl": "sdpa", "n_layers": 5},
+        "train": {"compile": True, "optimizer": "muon"},
+    },
+    "muon, d_ff 512, compiled": {
+        "model": {"attn_impl": "sdpa", "d_ff": 512},
+        "train": {"compile": True, "optimizer": "muon"},
+    },
+    "muon, min_lr 3e-5, compiled": {
+        "model": {"attn_impl": "sdpa"},
+        "train": {"compile": True, "optimizer": "muon", "min_lr": 3e-5},
+    },
+    "muon, batch 12, min_lr 3e-5, compiled": {
+        "model": {"attn_impl": "sdpa"},
+        "train": {"compile": True, "optimizer": "muon", "batch_size": 12, "min_lr": 3e-5},
+    },
+    "muon, batch 12, 5 layers, min_lr 3e-5, compiled": {
+        "model": {"attn_impl": "sdpa", "n_layers": 5},
+        "train": {"compile": True, "optimizer": "muon", "batch_size": 12, "min_lr": 3e-5},
+    },
+    "muon, batch 8, min_lr 3e-5, compiled": {
+        "model": {"attn_impl": "sdpa"},
+        "train": {"compile": True, "optimizer": "muon", "batch_size": 8, "min_lr": 3e-5},
     },
 }
 
