@@ -27,6 +27,15 @@ from reference_impl.utils.config import load_yaml
 
 Overrides = dict[str, dict[str, Any]]
 
+
+def muon(model: dict[str, Any] | None = None, **train: Any) -> Overrides:
+    """A third-round candidate: fused attention, compiled, Muon, with these keys changed."""
+    return {
+        "model": {"attn_impl": "sdpa", **(model or {})},
+        "train": {"compile": True, "optimizer": "muon", **train},
+    }
+
+
 CANDIDATES: dict[str, Overrides] = {
     "small": {},
     "small, sdpa": {"model": {"attn_impl": "sdpa"}},
@@ -72,60 +81,20 @@ CANDIDATES: dict[str, Overrides] = {
         "train": {"compile": True, "batch_size": 24, "lr": 5e-3, "min_lr": 5e-5},
     },
     # third round (2026-12-01): Muon on the blocks' matrices
-    "muon, compiled": {
-        "model": {"attn_impl": "sdpa"},
-        "train": {"compile": True, "optimizer": "muon"},
-    },
-    "muon, lr 6e-3, compiled": {
-        "model": {"attn_impl": "sdpa"},
-        "train": {"compile": True, "optimizer": "muon", "lr": 6e-3, "min_lr": 6e-4},
-    },
-    "muon, lr 1e-2, compiled": {
-        "model": {"attn_impl": "sdpa"},
-        "train": {"compile": True, "optimizer": "muon", "lr": 1e-2, "min_lr": 1e-3},
-    },
-    "muon, warmup 30, compiled": {
-        "model": {"attn_impl": "sdpa"},
-        "train": {"compile": True, "optimizer": "muon", "warmup_iters": 30},
-    },
-    "muon, batch 24, lr 4e-3, compiled": {
-        "model": {"attn_impl": "sdpa"},
-        "train": {
-            "compile": True,
-            "optimizer": "muon",
-            "batch_size": 24,
-            "lr": 4e-3,
-            "min_lr": 4e-4,
-        },
-    },
-    "muon, batch 12, compiled": {
-        "model": {"attn_impl": "sdpa"},
-        "train": {"compile": True, "optimizer": "muon", "batch_size": 12},
-    },
-    "muon, 5 layers, compiled": {
-        "model": {"attn_impl": "sdpa", "n_layers": 5},
-        "train": {"compile": True, "optimizer": "muon"},
-    },
-    "muon, d_ff 512, compiled": {
-        "model": {"attn_impl": "sdpa", "d_ff": 512},
-        "train": {"compile": True, "optimizer": "muon"},
-    },
-    "muon, min_lr 3e-5, compiled": {
-        "model": {"attn_impl": "sdpa"},
-        "train": {"compile": True, "optimizer": "muon", "min_lr": 3e-5},
-    },
-    "muon, batch 12, min_lr 3e-5, compiled": {
-        "model": {"attn_impl": "sdpa"},
-        "train": {"compile": True, "optimizer": "muon", "batch_size": 12, "min_lr": 3e-5},
-    },
-    "muon, batch 12, 5 layers, min_lr 3e-5, compiled": {
-        "model": {"attn_impl": "sdpa", "n_layers": 5},
-        "train": {"compile": True, "optimizer": "muon", "batch_size": 12, "min_lr": 3e-5},
-    },
-    "muon, batch 8, min_lr 3e-5, compiled": {
-        "model": {"attn_impl": "sdpa"},
-        "train": {"compile": True, "optimizer": "muon", "batch_size": 8, "min_lr": 3e-5},
-    },
+    "muon, compiled": muon(),
+    "muon, lr 6e-3, compiled": muon(lr=6e-3, min_lr=6e-4),
+    "muon, lr 1e-2, compiled": muon(lr=1e-2, min_lr=1e-3),
+    "muon, warmup 30, compiled": muon(warmup_iters=30),
+    "muon, batch 24, lr 4e-3, compiled": muon(batch_size=24, lr=4e-3, min_lr=4e-4),
+    "muon, batch 12, compiled": muon(batch_size=12),
+    "muon, 5 layers, compiled": muon({"n_layers": 5}),
+    "muon, d_ff 512, compiled": muon({"d_ff": 512}),
+    "muon, min_lr 3e-5, compiled": muon(min_lr=3e-5),
+    "muon, batch 12, min_lr 3e-5, compiled": muon(batch_size=12, min_lr=3e-5),
+    "muon, batch 12, 5 layers, min_lr 3e-5, compiled": muon(
+        {"n_layers": 5}, batch_size=12, min_lr=3e-5
+    ),
+    "muon, batch 8, min_lr 3e-5, compiled": muon(batch_size=8, min_lr=3e-5),
 }
 
 
