@@ -7,17 +7,23 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from functools import cache
 from pathlib import Path
 
 import pytest
+import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference_impl.tokenizer import Tokenizer, train_bpe
-from reference_impl.tokenizer.bpe import merge_word
-from reference_impl.tokenizer.pretokenize import count_file, count_pretokens
+from reference_impl.tokenizer.bpe import merge_words
+from reference_impl.tokenizer.pretokenize import (
+    GPT2_PATTERN,
+    PRETOKEN_RE,
+    count_file,
+    count_pretokens,
+)
 from reference_impl.tokenizer.tokenizer import _from_gpt2_string
 
 from .conftest import SHARED_DATA
@@ -100,6 +106,19 @@ def test_gpt2_parity_and_round_trip_on_any_unicode(text: str) -> None:
     ids = gpt2().encode(text)
     assert ids == hf_gpt2().encode(text).ids
     assert gpt2().decode(ids) == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("'sdmtlvre aé1 \n\t.🙂’")), max_size=60) | st.text())
+def test_the_factored_pattern_matches_what_gpt2s_pattern_matches(text: str) -> None:
+    assert PRETOKEN_RE.findall(text) == regex.compile(GPT2_PATTERN).findall(text)
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["tinyshakespeare.txt", "corpus.en", "german.txt"])
+def test_the_factored_pattern_matches_gpt2s_on_course_texts(name: str) -> None:
+    text = (TEXT / name).read_text(encoding="utf-8")
+    assert PRETOKEN_RE.findall(text) == regex.compile(GPT2_PATTERN).findall(text)
 
 
 @needs_data
@@ -218,16 +237,21 @@ def test_training_merges_are_pinned_on_real_text(name: str, vocab_size: int, dig
     assert hashlib.sha256(repr(merges).encode()).hexdigest()[:16] == digest
 
 
-@given(st.text(alphabet="abc", max_size=12))
-def test_merge_word_reports_exactly_the_pairs_that_change(word: str) -> None:
+@given(st.text(alphabet="abc", max_size=12), st.integers(1, 5))
+def test_merge_words_reports_exactly_how_the_pair_counts_change(word: str, f: int) -> None:
     def pairs(w: str) -> Counter[str]:
         return Counter(w[i : i + 2] for i in range(len(w) - 1))
 
     for pair in ("ab", "aa"):
-        merged, lost, gained = merge_word(word, pair, "N")
-        assert merged == word.replace(pair, "N")
-        assert pairs(word) - Counter(lost) + Counter(gained) == pairs(merged)
-        assert not Counter(lost) - pairs(word)  # only pairs the word had
+        words, where = [word, "c"], defaultdict(set, {pair: {0, 1}})  # "c" listed but stale
+        delta = merge_words(words, [f, 7], where, pair, "N")
+        merged = word.replace(pair, "N")
+        assert words == [merged, "c"]
+        change = pairs(merged)
+        change.subtract(pairs(word))
+        assert {p: d for p, d in delta.items() if d} == {p: f * d for p, d in change.items() if d}
+        assert all(where[p] == {0} for p in pairs(merged) if "N" in p)  # listed under its gains
+        assert pair not in where
 
 
 def test_special_tokens_are_never_merged_across(tmp_path: Path) -> None:

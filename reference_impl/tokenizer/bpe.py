@@ -68,44 +68,40 @@ def count_pairs(words: list[str], freq: list[int]) -> tuple[dict[str, int], dict
     return pair_count, where
 
 
-def merge_word(word: str, pair: str, new: str) -> tuple[str, list[str], list[str]]:
-    """``word`` with ``pair`` merged into the token ``new``, the pairs it lost and those it
-    gained (with repeats): around each occurrence, ``x a b y`` becomes ``x new y``. Two
-    adjacent occurrences ``a b a b`` turn ``(b, a)`` into ``(new, new)``."""
-    merged = word.replace(pair, new)
-    a, b = pair[0], pair[1]
-    lost, gained = [], []
-    j = merged.find(new)
-    while j >= 0:
-        lost.append(pair)
-        if j > 0:
-            left = merged[j - 1]
-            lost.append((b if left == new else left) + a)
-            gained.append(left + new)
-        right = merged[j + 1 : j + 2]
-        if right and right != new:
-            lost.append(b + right)
-            gained.append(new + right)
-        j = merged.find(new, j + 1)
-    return merged, lost, gained
-
-
 def merge_words(
     words: list[str], freq: list[int], where: dict[str, set[int]], pair: str, new: str
 ) -> dict[str, int]:
-    """Merge ``pair`` into ``new`` in every word listed under it, in place, listing each
-    word under the pairs it gains; returns how the count of each pair changed."""
+    """Merge ``pair`` into the token ``new`` in every word listed under it, in place, listing
+    each word under the pairs it gains; returns how the count of each pair changed.
+
+    Around each occurrence, ``x a b y`` becomes ``x new y``: ``(x, a)``, ``(a, b)`` and
+    ``(b, y)`` are lost, ``(x, new)`` and ``(new, y)`` gained. Two adjacent occurrences
+    ``a b a b`` turn ``(b, a)`` into ``(new, new)``. This is the trainer's inner loop, written
+    as one loop: a helper called per word cost a tenth of the training time."""
     delta: dict[str, int] = defaultdict(int)
+    a, b = pair[0], pair[1]
     for w in where.pop(pair):
-        if pair not in words[w]:
+        word = words[w]
+        if pair not in word:
             continue  # the word lost the pair to an earlier merge (it stays listed)
-        words[w], lost, gained = merge_word(words[w], pair, new)
+        merged = words[w] = word.replace(pair, new)
         f = freq[w]
-        for p in lost:
-            delta[p] -= f
-        for p in gained:
-            delta[p] += f
-            where[p].add(w)
+        j = merged.find(new)
+        while j >= 0:
+            delta[pair] -= f
+            if j:
+                left = merged[j - 1]
+                delta[(b if left == new else left) + a] -= f
+                gained = left + new
+                delta[gained] += f
+                where[gained].add(w)
+            right = merged[j + 1 : j + 2]
+            if right and right != new:
+                delta[b + right] -= f
+                gained = new + right
+                delta[gained] += f
+                where[gained].add(w)
+            j = merged.find(new, j + 1)
     return delta
 
 
