@@ -3,10 +3,12 @@ checkpoints, metrics, bf16 autocast, DDP with gloo, and the command's errors."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from reference_impl.training import (
     TrainError,
     train,
 )
+from reference_impl.utils.config import ConfigError
 
 from .conftest import REPO
 
@@ -174,6 +177,37 @@ def test_an_existing_run_is_never_overwritten_by_accident(straight, data_dir) ->
 def test_resume_without_a_checkpoint_says_so(data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(TrainError, match="--resume: no checkpoint at"):
         train(experiment(data_dir), tmp_path, resume=True, log=quiet)
+
+
+def test_a_time_limited_run_follows_the_clock_and_stops_on_time(data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """train.time_limit: the schedule's 30 positions spread over 1.5 s; the run goes on for as
+    many iterations as fit (far more than 30 at this size) and ends at min_lr, on time."""
+    exp = experiment(data_dir, time_limit=1.5, eval_interval=10_000)
+    began = time.perf_counter()
+    result = train(exp, tmp_path, log=quiet)
+    took = time.perf_counter() - began
+    records = [r for r in lines(tmp_path) if "lr" in r]
+    lrs = [r["lr"] for r in records]
+    assert result.iters_done == len(records) > 60  # 30 is the schedule's length, not a stop
+    assert lrs[0] == pytest.approx(3e-3 / 5)  # the first warm-up step
+    peak = lrs.index(max(lrs))
+    assert max(lrs) > 0.95 * 3e-3 and peak < len(lrs) // 3  # warm-up: 5/30 of the time
+    assert all(a >= b for a, b in itertools.pairwise(lrs[peak:]))  # then down the cosine
+    assert lrs[-1] == pytest.approx(3e-4, abs=3e-5)  # at min_lr when the time is up
+    # halfway down the cosine at position 17.5 of 30: about 58 % of the time (not iteration 17)
+    halfway = next(i for i, lr in enumerate(lrs) if i > peak and lr <= (3e-3 + 3e-4) / 2)
+    assert 0.35 < halfway / len(lrs) < 0.8
+    assert 1.5 < took < 1.5 + 10  # the first iteration, the time, one evaluation, the save
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["iter"] == result.iters_done
+    with pytest.raises(TrainError, match="follows the clock, so it cannot continue"):
+        train(exp, tmp_path, resume=True, log=quiet)
+    capped = train(exp, tmp_path / "capped", max_iters=7, log=quiet)  # --max-iters still stops
+    assert capped.iters_done == 7
+
+
+def test_time_limit_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match="time_limit: must be > 0 seconds, got 0"):
+        TrainConfig(time_limit=0)
 
 
 def write_config(path: Path, data_dir: Path, **train_kw: object) -> Path:

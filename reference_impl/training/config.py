@@ -17,6 +17,13 @@ class TrainConfig:
     The learning rate warms up linearly for ``warmup_iters``, then follows a cosine down to
     ``min_lr`` at ``max_iters``: the schedule's length. A run may stop earlier
     (``--max-iters``) and resume later on exactly the same path.
+
+    With ``time_limit`` (seconds) the schedule follows the clock instead: its ``max_iters``
+    positions are spread over ``time_limit`` seconds, counted from the end of the first
+    iteration (which holds any compilation), and the run stops when they have passed, at
+    however many iterations the machine managed ("the best model in 3 minutes"). Such a run
+    depends on the machine's speed, so it cannot be resumed exactly, nor run on several
+    processes.
     """
 
     max_iters: int = 1000
@@ -41,6 +48,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (GPU path)
     wandb: bool = False  # also log to Weights & Biases, offline mode
     init_from: str | None = None  # a checkpoint whose weights start the run (fine-tuning)
+    time_limit: float | None = None  # seconds: the schedule follows the clock (see above)
 
     def __post_init__(self) -> None:
         positive = (
@@ -58,6 +66,8 @@ class TrainConfig:
             raise ConfigError(f"warmup_iters: must be >= 0, got {self.warmup_iters}")
         if not 0 <= self.min_lr <= self.lr:
             raise ConfigError(f"min_lr: must be in [0, lr={self.lr}], got {self.min_lr}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ConfigError(f"time_limit: must be > 0 seconds, got {self.time_limit}")
         if self.grad_clip < 0:
             raise ConfigError(f"grad_clip: must be >= 0 (0 = off), got {self.grad_clip}")
 

@@ -5,6 +5,7 @@ exactly, and several processes through ``torchrun`` (DDP)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import time
@@ -224,10 +225,35 @@ def _initial_weights(exp: ExperimentConfig) -> dict[str, Tensor] | None:
     return base["model"]
 
 
-def _iterations(start: int, stop: int, show: bool) -> Iterator[int]:
+class Clock:
+    """The schedule's position for a run with a ``time_limit`` (seconds): ``max_iters``
+    positions spread over the limit, counted from the end of the first iteration (the one
+    that compiles). Without a limit it never says the time is up."""
+
+    def __init__(self, time_limit: float | None, max_iters: int) -> None:
+        self.limit, self.max_iters = time_limit, max_iters
+        self.started: float | None = None
+
+    def position(self) -> float:
+        if self.started is None or self.limit is None:
+            return 0.0
+        return self.max_iters * (time.perf_counter() - self.started) / self.limit
+
+    def tick(self) -> bool:
+        """Called after each iteration: whether the time is up."""
+        if self.limit is None:
+            return False
+        if self.started is None:
+            self.started = time.perf_counter()
+            return False
+        return time.perf_counter() - self.started >= self.limit
+
+
+def _iterations(start: int, stop: int | None, show: bool) -> Iterator[int]:
+    """``start``, ``start + 1``, ... up to ``stop`` (without one: until the loop breaks)."""
     return iter(
         tqdm(
-            range(start, stop),
+            itertools.count(start) if stop is None else range(start, stop),
             initial=start,
             total=stop,
             disable=not show,
@@ -251,9 +277,14 @@ def train(
     ``train.max_iters``). Writes ``out_dir/model.pt`` (every ``eval_interval`` iterations
     and at the end), ``metrics.jsonl`` and TensorBoard logs under ``out_dir/tb``."""
     cfg, out = exp.train, Path(out_dir)
-    stop = cfg.max_iters if max_iters is None else max_iters
+    stop = cfg.max_iters if max_iters is None and cfg.time_limit is None else max_iters
     ckpt_path = out / "model.pt"
     ckpt = None
+    if resume and cfg.time_limit is not None:
+        raise TrainError(
+            "--resume: a run with train.time_limit follows the clock, so it cannot continue "
+            "on exactly the same path; start it again, or drop time_limit"
+        )
     if resume:
         try:
             ckpt = load_checkpoint(ckpt_path)
@@ -281,7 +312,7 @@ def _train(
     exp: ExperimentConfig,
     cfg: TrainConfig,
     out: Path,
-    stop: int,
+    stop: int | None,
     ckpt: dict[str, Any] | None,
     init: dict[str, Tensor] | None,
     d: distributed.Dist,
@@ -320,6 +351,11 @@ def _train(
             return torch.autocast(device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    if d.enabled and cfg.time_limit is not None:
+        raise TrainError(
+            "train.time_limit: each process would stop at its own iteration; "
+            "a run on several processes needs max_iters"
+        )
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
     metrics = Metrics(out, start, exp, d.main)
@@ -330,6 +366,7 @@ def _train(
             f"model: {model.num_parameters():,} parameters on {device} x {d.world_size}; "
             f"data: {batches.describe()} ({exp.data.dataset}); up to "
             f"{tokens_per_iter:,} tokens per iteration; iterations {start} -> {stop}"
+            + (f", for {cfg.time_limit:g} s" if cfg.time_limit is not None else "")
         )
 
     def state(iters_done: int, torch_rng: Tensor, data_rng: Tensor) -> dict[str, Any]:
@@ -348,6 +385,7 @@ def _train(
     result = TrainResult(out, start)
     net.train()
     began, it, tokens_seen = time.perf_counter(), start, 0
+    clock = Clock(cfg.time_limit, cfg.max_iters)
     rng_at_start = (torch.get_rng_state(), gen.get_state())
     try:
         for it in _iterations(start, stop, progress and d.main):
@@ -355,7 +393,8 @@ def _train(
             if it % cfg.eval_interval == 0 and it > 0 and d.main:
                 val = evaluate(model, batches, cfg, device, autocast)
                 metrics.log({"iter": it, "val_loss": val, "val_ppl": math.exp(min(val, 50))})
-            lr = cosine_lr(it, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters)
+            position = it if cfg.time_limit is None else clock.position()
+            lr = cosine_lr(position, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters)
             for group in opt.param_groups:
                 group["lr"] = lr
             loss_sum = aux_sum = 0.0
@@ -377,7 +416,8 @@ def _train(
             opt.step()
             opt.zero_grad(set_to_none=True)
             result.iters_done = it + 1
-            if it % cfg.log_interval == 0 or it == stop - 1:
+            done = it + 1 == stop or clock.tick()
+            if it % cfg.log_interval == 0 or done:
                 result.losses[it] = loss_sum
                 rate = tokens_seen / (time.perf_counter() - began)
                 record = {"iter": it, "loss": loss_sum, "lr": lr, "tokens_per_s": rate}
@@ -389,7 +429,9 @@ def _train(
                         f"iter {it:6d}  loss {loss_sum:.4f}{aux_note}  lr {lr:.2e}  "
                         f"{rate:,.0f} tok/s"
                     )
-            if (it + 1) % cfg.eval_interval == 0 and it + 1 < stop and d.main:
+            if done:
+                break
+            if (it + 1) % cfg.eval_interval == 0 and d.main:
                 save_checkpoint(
                     out / "model.pt", state(it + 1, torch.get_rng_state(), gen.get_state())
                 )
@@ -416,12 +458,14 @@ def _train(
         result.val_loss = evaluate(model, batches, cfg, device, autocast)
         metrics.log(
             {
-                "iter": stop,
+                "iter": result.iters_done,
                 "val_loss": result.val_loss,
                 "val_ppl": math.exp(min(result.val_loss, 50)),
             }
         )
-        save_checkpoint(out / "model.pt", state(stop, torch.get_rng_state(), gen.get_state()))
+        save_checkpoint(
+            out / "model.pt", state(result.iters_done, torch.get_rng_state(), gen.get_state())
+        )
     metrics.close()
     distributed.barrier(d)  # the others wait while the main process evaluates and saves
     return result

@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 
 
-def cosine_lr(step: int, max_lr: float, min_lr: float, warmup_steps: int, max_steps: int) -> float:
-    """Learning rate at ``step`` (0-based).
+def cosine_lr(
+    step: float, max_lr: float, min_lr: float, warmup_steps: int, max_steps: int
+) -> float:
+    """Learning rate at ``step`` (0-based; a fraction between steps for a schedule that
+    follows the clock).
 
     Rises linearly from max_lr/warmup_steps to max_lr over the first ``warmup_steps`` steps,
     then follows half a cosine from max_lr down to min_lr at ``max_steps``, and stays there.
