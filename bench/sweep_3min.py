@@ -5,8 +5,8 @@ training.
     python bench/sweep_3min.py [--minutes 3] [--threads 2] [--only NAME ...]
 
 Each candidate is ``configs/small_model.yaml`` with a few keys changed, trained by
-``bench_train.timed_run`` (the schedule fitted to the wall-clock budget, compilation and
-evaluations included) on tinyshakespeare at the byte level; the table lists the validation
+``bench_train.timed_run`` (the schedule following the clock, compilation and evaluations
+included) on tinyshakespeare at the byte level; the table lists the validation
 loss each reaches, best first. Runs one at a time: on 2 cores any other load changes the
 figures. Candidates ran on 2026-11-30 and 2026-12-01 on 2 cores; the winner was copied to
 ``configs/shakespeare_3min.yaml``.
