@@ -12,8 +12,9 @@
    model's best round counts.
 2. ``configs/shakespeare_3min.yaml`` (chosen by ``bench/sweep_3min.py``) trained for
    ``--minutes`` of wall-clock time on ``tinyshakespeare.txt`` at the character (byte) level
-   with the reference trainer (the schedule's length is set from the measured speed so that
-   the run, compilation and evaluations included, ends on time), and the validation loss it
+   with the reference trainer (its schedule follows the clock, ``train.time_limit``, set from
+   a probe's costs so that the run, compilation and evaluations included, ends on time), and
+   the validation loss it
    reaches, beside nanoGPT's published CPU result for its shakespeare_char config (about
    1.88 after roughly 3 minutes on a MacBook: github.com/karpathy/nanoGPT, "I only have a
    macbook").

@@ -204,6 +204,19 @@ def test_a_time_limited_run_follows_the_clock_and_stops_on_time(data_dir, tmp_pa
     capped = train(exp, tmp_path / "capped", max_iters=7, log=quiet)  # --max-iters still stops
     assert capped.iters_done == 7
 
+    said: list[str] = []
+
+    def interrupt_at_3(message: str) -> None:
+        said.append(message)
+        if message.startswith("iter      3"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(exp, tmp_path / "cut", log=interrupt_at_3)
+    assert "iterations for 1.5 s (a schedule of 30)" in said[0]
+    assert said[-1].endswith("a run that follows the clock cannot be resumed; its weights load")
+    assert torch.load(tmp_path / "cut/model.pt", weights_only=True)["iter"] == 4
+
 
 def test_time_limit_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="time_limit: must be > 0 seconds, got 0"):

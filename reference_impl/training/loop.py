@@ -365,8 +365,13 @@ def _train(
         log(
             f"model: {model.num_parameters():,} parameters on {device} x {d.world_size}; "
             f"data: {batches.describe()} ({exp.data.dataset}); up to "
-            f"{tokens_per_iter:,} tokens per iteration; iterations {start} -> {stop}"
-            + (f", for {cfg.time_limit:g} s" if cfg.time_limit is not None else "")
+            f"{tokens_per_iter:,} tokens per iteration; "
+            + (
+                f"iterations {start} -> {stop}"
+                if cfg.time_limit is None
+                else f"iterations for {cfg.time_limit:g} s (a schedule of {cfg.max_iters})"
+                + (f", at most {stop}" if stop is not None else "")
+            )
         )
 
     def state(iters_done: int, torch_rng: Tensor, data_rng: Tensor) -> dict[str, Any]:
@@ -450,7 +455,11 @@ def _train(
             )
             log(
                 f"interrupted: {result.iters_done} iterations saved in {out / 'model.pt'}; "
-                "continue with --resume"
+                + (
+                    "continue with --resume"
+                    if cfg.time_limit is None
+                    else "a run that follows the clock cannot be resumed; its weights load"
+                )
             )
         metrics.close()
         raise
