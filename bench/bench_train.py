@@ -158,8 +158,7 @@ def throughput(
         rate = {name: r * tokens for name, r in best_rates(steps, batches, rounds).items()}
     for name in rate:
         print(f"  {name:40s} {rate[name]:9,.0f} tokens/s")
-    rate.setdefault("reference (sdpa)", rate[f"reference (attn_impl={cfg.attn_impl})"])
-    eager = max(rate[f"reference (attn_impl={cfg.attn_impl})"], rate["reference (sdpa)"])
+    eager = max(rate[f"reference (attn_impl={cfg.attn_impl})"], rate.get("reference (sdpa)", 0))
     compiled = rate["reference (sdpa), torch.compile"]
     best = max(eager, compiled)
     gpt2_rate, llama_rate = (
@@ -174,22 +173,20 @@ def throughput(
     )
 
 
-PROBE_ITERS, PROBE_LOG, PROBE_EVAL = 120, 10, 60
+PROBE_ITERS, PROBE_LOG = 120, 10
 
 
-def probe_speed(metrics: Path, tokens_per_iter: int) -> tuple[float, float, float, float]:
-    """(seconds to the end of the first iteration, iterations/s, seconds of one evaluation
-    with its checkpoint, seconds to the end of the last iteration) from a probe run's
-    ``metrics.jsonl`` (logged every ``PROBE_LOG`` iterations, evaluated at ``PROBE_EVAL``).
-    The first iteration holds the compilation; the speed is the median over the logged
-    intervals; the evaluation is what its interval took beyond that."""
+def probe_speed(metrics: Path, tokens_per_iter: int) -> tuple[float, float, float]:
+    """(seconds to the end of the first iteration, iterations/s, seconds to the end of the
+    last iteration) from a probe run's ``metrics.jsonl`` (logged every ``PROBE_LOG``
+    iterations). The first iteration holds the compilation; the speed is the median over the
+    logged intervals."""
     records = [r for r in map(json.loads, metrics.read_text().splitlines()) if "tokens_per_s" in r]
     # the logged rate is cumulative: iteration i ended (i + 1) * tokens / rate seconds in
     ended = {r["iter"]: (r["iter"] + 1) * tokens_per_iter / r["tokens_per_s"] for r in records}
     steps = {it: ended[it] - ended[it - PROBE_LOG] for it in ended if it - PROBE_LOG in ended}
-    step = statistics.median(t for it, t in steps.items() if it != PROBE_EVAL) / PROBE_LOG
-    evaluation = max(0.0, steps[PROBE_EVAL] - PROBE_LOG * step)
-    return ended[0], 1 / step, evaluation, ended[max(ended)]
+    step = statistics.median(steps.values()) / PROBE_LOG
+    return ended[0], 1 / step, ended[max(ended)]
 
 
 def timed_run(
@@ -197,9 +194,9 @@ def timed_run(
 ) -> tuple[float, int, float]:
     """Train ``config`` on ``data`` (bytes) for ``minutes`` of wall-clock time ->
     (validation loss, iterations, seconds taken). A probe of ``PROBE_ITERS`` iterations (which
-    also tokenizes the text) measures the first iteration (compilation), the speed after it,
-    the cost of an evaluation and what a run costs outside its iterations (setting up, the
-    final evaluation). The run then follows the clock (``train.time_limit``): its schedule
+    also tokenizes the text) measures the first iteration (compilation), the speed after it
+    and what a run costs outside its iterations (setting up, the final evaluation). The run
+    then follows the clock (``train.time_limit``): its schedule
     spans the time left for iterations, however fast the machine goes meanwhile (a 2-core
     cloud machine drifted between 10 and 12.5 iterations/s within one run, and a schedule of
     iterations fitted to the probe's speed ran 13 % over)."""
@@ -211,14 +208,12 @@ def timed_run(
     tokens_per_iter = exp.train.batch_size * exp.model.context_length
     with tempfile.TemporaryDirectory() as tmp:
         exp.data.data_dir = tmp
-        exp.train.log_interval, exp.train.eval_interval = PROBE_LOG, PROBE_EVAL
+        exp.train.log_interval, exp.train.eval_interval = PROBE_LOG, PROBE_ITERS + 1
         torch._dynamo.reset()  # the probe compiles as the run will (from inductor's disk cache)
         began = time.perf_counter()
         train(exp, Path(tmp) / "probe", max_iters=PROBE_ITERS, log=lambda _: None)
         probe = time.perf_counter() - began
-        first, rate, evaluation, last = probe_speed(
-            Path(tmp) / "probe/metrics.jsonl", tokens_per_iter
-        )
+        first, rate, last = probe_speed(Path(tmp) / "probe/metrics.jsonl", tokens_per_iter)
         # outside the iterations: setting up, and the final evaluation with its checkpoint
         fixed = probe - last
         exp.train.time_limit = minutes * 60 - first - fixed
@@ -226,8 +221,8 @@ def timed_run(
         exp.train.eval_interval = max(1, int(expected) // 4)  # about 4 evaluations on the way
         exp.train.log_interval = 1000
         log(
-            f"  probe: {rate:.1f} iterations/s, first iteration {first:.1f} s, an evaluation "
-            f"{evaluation:.1f} s, {fixed:.1f} s outside the iterations: the schedule follows "
+            f"  probe: {rate:.1f} iterations/s, first iteration {first:.1f} s, {fixed:.1f} s "
+            "outside the iterations: the schedule follows "
             f"the clock for {exp.train.time_limit:.0f} s (about {expected:.0f} iterations)"
         )
         torch._dynamo.reset()  # the run compiles for itself

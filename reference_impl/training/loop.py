@@ -226,16 +226,18 @@ def _initial_weights(exp: ExperimentConfig) -> dict[str, Tensor] | None:
 
 
 class Clock:
-    """The schedule's position for a run with a ``time_limit`` (seconds): ``max_iters``
-    positions spread over the limit, counted from the end of the first iteration (the one
-    that compiles). Without a limit it never says the time is up."""
+    """The schedule's position: the iteration, or for a run with a ``time_limit`` (seconds)
+    ``max_iters`` positions spread over the limit, counted from the end of the first
+    iteration (the one that compiles). Without a limit it never says the time is up."""
 
     def __init__(self, time_limit: float | None, max_iters: int) -> None:
         self.limit, self.max_iters = time_limit, max_iters
         self.started: float | None = None
 
-    def position(self) -> float:
-        if self.started is None or self.limit is None:
+    def position(self, it: int) -> float:
+        if self.limit is None:
+            return it
+        if self.started is None:
             return 0.0
         return self.max_iters * (time.perf_counter() - self.started) / self.limit
 
@@ -398,8 +400,7 @@ def _train(
             if it % cfg.eval_interval == 0 and it > 0 and d.main:
                 val = evaluate(model, batches, cfg, device, autocast)
                 metrics.log({"iter": it, "val_loss": val, "val_ppl": math.exp(min(val, 50))})
-            position = it if cfg.time_limit is None else clock.position()
-            lr = cosine_lr(position, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters)
+            lr = cosine_lr(clock.position(it), cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.max_iters)
             for group in opt.param_groups:
                 group["lr"] = lr
             loss_sum = aux_sum = 0.0
